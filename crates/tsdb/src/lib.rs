@@ -1,0 +1,1 @@
+//! Prometheus TSDB blocks (work in progress).
