@@ -1,0 +1,25 @@
+//! `hypnos tools …`: offline utilities, shaped like promtool's and Thanos's tools.
+
+pub mod block;
+pub mod promqltest;
+pub mod tsdb;
+
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum ToolsCommand {
+    /// Work with Prometheus TSDB data directories and blocks (like `promtool tsdb`).
+    Tsdb(tsdb::TsdbArgs),
+    /// Check blocks for corruption.
+    Block(block::BlockArgs),
+    /// Run PromQL test scripts in the upstream promqltest language.
+    Promqltest(promqltest::PromqltestArgs),
+}
+
+pub fn run(cmd: ToolsCommand) -> anyhow::Result<()> {
+    match cmd {
+        ToolsCommand::Tsdb(a) => tsdb::run(a),
+        ToolsCommand::Block(a) => block::run(a),
+        ToolsCommand::Promqltest(a) => promqltest::run(a),
+    }
+}
