@@ -37,7 +37,7 @@ pub enum Command {
     DemoApp(hypnos_demo_app::DemoAppArgs),
     /// Start the whole demo topology: demo-app, Prometheus HA pair and short-term server, sidecars,
     /// bucket, store gateway and querier.
-    Demo(ComponentArgs),
+    Demo(hypnos_demo::DemoArgs),
     /// Offline tools: TSDB blocks, block verification, PromQL test scripts.
     #[command(subcommand)]
     Tools(tools::ToolsCommand),
@@ -65,7 +65,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sidecar(_) => not_yet("sidecar", 7),
         Command::Store(_) => not_yet("store", 5),
         Command::Query(_) => not_yet("query", 6),
-        Command::Demo(_) => not_yet("demo", 7),
+        Command::Demo(args) => {
+            let exe = std::env::current_exe().context("finding the hypnos executable")?;
+            runtime()?.block_on(async {
+                hypnos_demo::run(args, exe, hypnos_server::shutdown_signal())
+                    .await
+                    .context("demo")
+            })
+        }
     }
 }
 

@@ -1,0 +1,27 @@
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Flags of `hypnos demo`.
+#[derive(Clone, Debug, Args)]
+pub struct DemoArgs {
+    /// Where the demo keeps Prometheus data, configurations, the bucket and logs.
+    #[arg(long = "data-dir", default_value = ".hypnos-demo")]
+    pub data_dir: PathBuf,
+    /// The Prometheus binary to run (Debian's `prometheus` package provides 2.42).
+    #[arg(long = "prometheus.binary", default_value = "prometheus")]
+    pub prometheus_binary: String,
+    /// Host every component listens on.
+    #[arg(long = "listen-host", default_value = "127.0.0.1")]
+    pub listen_host: String,
+    /// Added to every port of the seed's layout (e.g. 10000 moves the querier to :39090), to run
+    /// next to services that already use the seed's ports.
+    #[arg(long = "port-offset", default_value_t = 0)]
+    pub port_offset: u16,
+    /// Requests per second the demo-app sends itself, so that the graphs move.
+    #[arg(long = "self-load", default_value_t = 5.0)]
+    pub self_load: f64,
+    /// Scrape and evaluation interval of the demo's Prometheus servers.
+    #[arg(long = "scrape-interval", default_value = "15s")]
+    pub scrape_interval: String,
+}
