@@ -1,9 +1,7 @@
 //! The command line: Thanos's subcommand and flag names where Thanos has the component.
 
-use std::net::SocketAddr;
-
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use hypnos_server::LogArgs;
 
 use crate::tools;
@@ -28,11 +26,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Sidecar for Prometheus: serves its data over StoreAPI and uploads its blocks to object storage.
-    Sidecar(ComponentArgs),
+    Sidecar(hypnos_sidecar::SidecarArgs),
     /// Store gateway: serves the blocks of an object-storage bucket over StoreAPI.
-    Store(ComponentArgs),
+    Store(hypnos_store::StoreArgs),
     /// Querier: fans out to StoreAPI endpoints, deduplicates replicas and answers the Prometheus HTTP API.
-    Query(ComponentArgs),
+    Query(hypnos_query::QueryArgs),
     /// The seed's instrumented web service, scraped by the demo's Prometheus servers.
     DemoApp(hypnos_demo_app::DemoAppArgs),
     /// Start the whole demo topology: demo-app, Prometheus HA pair and short-term server, sidecars,
@@ -43,17 +41,6 @@ pub enum Command {
     Tools(tools::ToolsCommand),
 }
 
-/// Flags shared by the network components until each gets its own full set.
-#[derive(Debug, Args)]
-pub struct ComponentArgs {
-    /// Listen host:port for HTTP endpoints.
-    #[arg(long = "http-address", default_value = "0.0.0.0:10902")]
-    pub http_address: SocketAddr,
-    /// Listen host:port for the gRPC StoreAPI.
-    #[arg(long = "grpc-address", default_value = "0.0.0.0:10901")]
-    pub grpc_address: SocketAddr,
-}
-
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Tools(cmd) => tools::run(cmd),
@@ -62,9 +49,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .context("demo-app")
         }),
-        Command::Sidecar(_) => not_yet("sidecar", 7),
-        Command::Store(_) => not_yet("store", 5),
-        Command::Query(_) => not_yet("query", 6),
+        Command::Sidecar(args) => serve("sidecar", hypnos_sidecar::run(args, hypnos_server::shutdown_signal())),
+        Command::Store(args) => serve("store", hypnos_store::run(args, hypnos_server::shutdown_signal())),
+        Command::Query(args) => serve("query", hypnos_query::run(args, hypnos_server::shutdown_signal())),
         Command::Demo(args) => {
             let exe = std::env::current_exe().context("finding the hypnos executable")?;
             runtime()?.block_on(async {
@@ -76,8 +63,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn not_yet(component: &str, issue: u32) -> anyhow::Result<()> {
-    anyhow::bail!("`hypnos {component}` is not implemented yet (tracked in issue #{issue})")
+/// Runs a long-lived component on a fresh runtime.
+fn serve<E>(component: &str, fut: impl std::future::Future<Output = Result<(), E>>) -> anyhow::Result<()>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    runtime()?.block_on(fut).with_context(|| format!("hypnos {component}"))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
