@@ -1,0 +1,412 @@
+//! The query engine: parses, fetches every selector's series up front, then evaluates
+//! synchronously over the fetched data.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hypnos_model::{METRIC_NAME, MatchOp, Matcher, Timestamp};
+
+use crate::annotations::Annotations;
+use crate::error::QueryError;
+use crate::eval::{Ev, Evaluator, Guard, has_duplicate_labelsets, materialize_name};
+use crate::parser::{self, Expr, ParseError, ParserMatchOp, VectorSelector, at_ms, duration_ms, offset_ms};
+use crate::storage::{Queryable, SelectHints, SeriesSet};
+use crate::value::{Sample, Series, Value};
+
+/// Engine settings; defaults are Prometheus's.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    pub lookback_delta: Duration,
+    pub max_samples: usize,
+    pub timeout: Duration,
+    /// Step of subqueries without an explicit step (Prometheus: the global evaluation interval).
+    pub no_step_subquery_interval: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lookback_delta: Duration::from_secs(300),
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(120),
+            no_step_subquery_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A flag a caller sets to stop a running query.
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_canceled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A query's value with its warnings and infos.
+#[derive(Clone, Debug)]
+pub struct QueryResult {
+    pub value: Value,
+    pub annotations: Annotations,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Engine {
+    pub options: EngineOptions,
+}
+
+/// One selector to fetch, keyed by the address of its AST node.
+struct Fetch {
+    key: usize,
+    matchers: Vec<Vec<Matcher>>,
+    hints: SelectHints,
+}
+
+impl Engine {
+    pub fn new(options: EngineOptions) -> Self {
+        Engine { options }
+    }
+
+    /// Evaluates `query` at time `t` (ms).
+    pub async fn instant_query(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        t: Timestamp,
+        cancel: Option<&CancelToken>,
+    ) -> Result<QueryResult, QueryError> {
+        self.run(storage, query, t, t, 0, cancel).await
+    }
+
+    /// Evaluates `query` at every step from `start` to `end` inclusive (ms).
+    pub async fn range_query(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        start: Timestamp,
+        end: Timestamp,
+        step: i64,
+        cancel: Option<&CancelToken>,
+    ) -> Result<QueryResult, QueryError> {
+        if step <= 0 {
+            return Err(QueryError::Parse(ParseError {
+                message: "zero or negative query resolution step widths are not accepted".into(),
+                position: None,
+            }));
+        }
+        if end < start {
+            return Err(QueryError::Parse(ParseError {
+                message: "end timestamp must not be before start time".into(),
+                position: None,
+            }));
+        }
+        self.run(storage, query, start, end, step, cancel).await
+    }
+
+    async fn run(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        start: Timestamp,
+        end: Timestamp,
+        step: i64,
+        cancel: Option<&CancelToken>,
+    ) -> Result<QueryResult, QueryError> {
+        let began = Instant::now();
+        let expr = parser::parse(query)?;
+        let range_query = step > 0;
+        if range_query {
+            let t = expr.value_type();
+            if t != parser::ValueType::Vector && t != parser::ValueType::Scalar {
+                return Err(QueryError::Parse(ParseError {
+                    message: format!(
+                        "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                        type_name(t)
+                    ),
+                    position: None,
+                }));
+            }
+        }
+        let guard = Guard {
+            max_samples: self.options.max_samples,
+            deadline: Some(began + self.options.timeout),
+            cancel: cancel.map(|c| c.0.clone()),
+        };
+        let lookback = duration_ms(&self.options.lookback_delta);
+        let mut fetches = Vec::new();
+        collect_selectors(&expr, start, end, step, lookback, (0, 0, None), None, &mut fetches)?;
+        let mut data: HashMap<usize, SeriesSet> = HashMap::new();
+        for f in fetches {
+            let mut set: SeriesSet = Vec::new();
+            for alt in &f.matchers {
+                let fut = storage.select(&f.hints, alt);
+                let res = match guard.deadline {
+                    Some(d) => with_deadline(fut, d, cancel).await?,
+                    None => fut.await,
+                };
+                let mut s = res?;
+                set.append(&mut s);
+            }
+            if f.matchers.len() > 1 {
+                set.sort_by(|a, b| a.labels.cmp(&b.labels));
+                set.dedup_by(|a, b| a.labels == b.labels);
+            }
+            data.insert(f.key, set);
+        }
+        let mut ev = Evaluator::new(
+            &data,
+            query,
+            start,
+            end,
+            step.max(1),
+            lookback,
+            duration_ms(&self.options.no_step_subquery_interval),
+            &guard,
+        );
+        let res = ev.eval(&expr)?;
+        let annotations = std::mem::take(&mut ev.annotations);
+        let value = finish(res, start, range_query)?;
+        Ok(QueryResult { value, annotations })
+    }
+}
+
+fn type_name(t: parser::ValueType) -> &'static str {
+    match t {
+        parser::ValueType::Vector => "instant vector",
+        parser::ValueType::Scalar => "scalar",
+        parser::ValueType::Matrix => "range vector",
+        parser::ValueType::String => "string",
+    }
+}
+
+/// Awaits a storage future, giving up at the deadline or on cancellation. The check is
+/// cooperative: a storage future that never yields is not interrupted.
+async fn with_deadline<F: std::future::Future>(
+    fut: F,
+    deadline: Instant,
+    cancel: Option<&CancelToken>,
+) -> Result<F::Output, QueryError> {
+    let out = fut.await;
+    if cancel.is_some_and(CancelToken::is_canceled) {
+        return Err(QueryError::Canceled("query execution"));
+    }
+    if Instant::now() >= deadline {
+        return Err(QueryError::Timeout("query execution"));
+    }
+    Ok(out)
+}
+
+/// Turns the evaluator's output into the API value, dropping names marked for removal.
+fn finish(res: Ev, start: Timestamp, range_query: bool) -> Result<Value, QueryError> {
+    Ok(match res {
+        Ev::String(s) => Value::String { t: start, s },
+        Ev::Scalar(v) if !range_query => Value::Scalar {
+            t: start,
+            v: v.first().copied().unwrap_or(f64::NAN),
+        },
+        Ev::Scalar(v) => Value::Matrix(vec![Series {
+            metric: Default::default(),
+            floats: v
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| crate::value::FPoint { t: start + i as i64, v })
+                .collect(),
+            ..Default::default()
+        }]),
+        Ev::Range(m) => {
+            let m: Vec<Series> = m
+                .into_iter()
+                .map(|mut s| {
+                    s.metric = materialize_name(&s.metric, s.drop_name);
+                    s.drop_name = false;
+                    s
+                })
+                .collect();
+            Value::Matrix(m)
+        }
+        Ev::Vector(m) if !range_query => {
+            let mut v = Vec::with_capacity(m.len());
+            for s in m {
+                let metric = materialize_name(&s.metric, s.drop_name);
+                if let Some(p) = s.floats.first() {
+                    v.push(Sample {
+                        metric: metric.clone(),
+                        t: p.t,
+                        f: p.v,
+                        h: None,
+                        drop_name: false,
+                    });
+                }
+                if let Some(p) = s.histograms.first() {
+                    v.push(Sample {
+                        metric,
+                        t: p.t,
+                        f: 0.0,
+                        h: Some(p.h.clone()),
+                        drop_name: false,
+                    });
+                }
+            }
+            let mut seen = std::collections::HashSet::new();
+            if v.iter().any(|s| !seen.insert(&s.metric)) {
+                return Err(QueryError::exec("vector cannot contain metrics with the same labelset"));
+            }
+            Value::Vector(v)
+        }
+        Ev::Vector(m) => {
+            if has_duplicate_labelsets(&m) {
+                return Err(QueryError::exec("vector cannot contain metrics with the same labelset"));
+            }
+            let mut m: Vec<Series> = m
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .map(|mut s| {
+                    s.metric = materialize_name(&s.metric, s.drop_name);
+                    s.drop_name = false;
+                    s
+                })
+                .collect();
+            m.sort_by(|a, b| a.metric.cmp(&b.metric));
+            Value::Matrix(m)
+        }
+    })
+}
+
+/// Converts a parser matcher into ours; the regex syntax is Go's RE2, which the `regex`
+/// crate accepts except for a literal `{` not starting a repetition.
+fn convert_matcher(m: &promql_parser::label::Matcher) -> Result<Matcher, QueryError> {
+    let op = match m.op {
+        ParserMatchOp::Equal => MatchOp::Equal,
+        ParserMatchOp::NotEqual => MatchOp::NotEqual,
+        ParserMatchOp::Re(_) => MatchOp::RegexMatch,
+        ParserMatchOp::NotRe(_) => MatchOp::RegexNoMatch,
+    };
+    Matcher::new(op, m.name.clone(), m.value.clone())
+        .or_else(|_| Matcher::new(op, m.name.clone(), escape_braces(&m.value)))
+        .map_err(|e| {
+            QueryError::Parse(ParseError {
+                message: e.to_string(),
+                position: None,
+            })
+        })
+}
+
+fn escape_braces(re: &str) -> String {
+    let mut out = String::with_capacity(re.len());
+    let chars: Vec<char> = re.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if c == '{' && !chars.get(i + 1).is_some_and(char::is_ascii_digit) && (i == 0 || chars[i - 1] != '\\') {
+            out.push_str("\\{");
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, QueryError> {
+    let mut base = Vec::new();
+    if let Some(n) = &vs.name {
+        base.push(Matcher::equal(METRIC_NAME, n.clone()));
+    }
+    let mut out = Vec::new();
+    if vs.matchers.or_matchers.is_empty() {
+        let mut ms = base.clone();
+        for m in &vs.matchers.matchers {
+            ms.push(convert_matcher(m)?);
+        }
+        out.push(ms);
+    } else {
+        for alt in &vs.matchers.or_matchers {
+            let mut ms = base.clone();
+            for m in alt {
+                ms.push(convert_matcher(m)?);
+            }
+            out.push(ms);
+        }
+    }
+    Ok(out)
+}
+
+/// Walks the AST and records every selector with the time range its evaluation reads
+/// (Prometheus's populateSeries). `subq` is (offset sum, range sum, @) of enclosing subqueries.
+#[allow(clippy::too_many_arguments)]
+fn collect_selectors(
+    e: &Expr,
+    start: i64,
+    end: i64,
+    step: i64,
+    lookback: i64,
+    subq: (i64, i64, Option<i64>),
+    func: Option<&str>,
+    out: &mut Vec<Fetch>,
+) -> Result<(), QueryError> {
+    let selector = |vs: &VectorSelector, range: i64, out: &mut Vec<Fetch>| -> Result<(), QueryError> {
+        let (mut s, mut en) = (start, end);
+        if let Some(t) = subq.2 {
+            (s, en) = (t, t);
+        }
+        if let Some(t) = at_ms(&vs.at, start, end) {
+            (s, en) = (t, t);
+        }
+        s -= if range == 0 { lookback } else { range };
+        let off = offset_ms(&vs.offset);
+        s = s - off - subq.0 - subq.1;
+        en -= off + subq.0;
+        out.push(Fetch {
+            key: vs as *const VectorSelector as usize,
+            matchers: selector_matchers(vs)?,
+            hints: SelectHints {
+                start: s,
+                end: en,
+                step,
+                range,
+                func: func.map(str::to_string),
+                ..Default::default()
+            },
+        });
+        Ok(())
+    };
+    match e {
+        Expr::VectorSelector(vs) => selector(vs, 0, out),
+        Expr::MatrixSelector(ms) => selector(&ms.vs, duration_ms(&ms.range), out),
+        Expr::Paren(p) => collect_selectors(&p.expr, start, end, step, lookback, subq, func, out),
+        Expr::Unary(u) => collect_selectors(&u.expr, start, end, step, lookback, subq, func, out),
+        Expr::Binary(b) => {
+            collect_selectors(&b.lhs, start, end, step, lookback, subq, func, out)?;
+            collect_selectors(&b.rhs, start, end, step, lookback, subq, func, out)
+        }
+        Expr::Aggregate(a) => {
+            if let Some(p) = &a.param {
+                collect_selectors(p, start, end, step, lookback, subq, func, out)?;
+            }
+            collect_selectors(&a.expr, start, end, step, lookback, subq, func, out)
+        }
+        Expr::Call(c) => {
+            for a in &c.args.args {
+                collect_selectors(a, start, end, step, lookback, subq, Some(c.func.name), out)?;
+            }
+            Ok(())
+        }
+        Expr::Subquery(sq) => {
+            let at = at_ms(&sq.at, start, end).or(subq.2);
+            let inner = (subq.0 + offset_ms(&sq.offset), subq.1 + duration_ms(&sq.range), at);
+            collect_selectors(&sq.expr, start, end, step, lookback, inner, func, out)
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => Ok(()),
+    }
+}
+
+#[allow(dead_code)]
+fn unused(_: Series) {}

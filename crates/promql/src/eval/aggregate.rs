@@ -1,0 +1,522 @@
+//! Aggregation operators.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hypnos_model::{FloatHistogram, Labels, LabelsBuilder, METRIC_NAME};
+
+use super::windows::{self, kahan_inc};
+use super::{Ev, Evaluator, StepCursor, StepValue, materialize_name, push_value};
+use crate::error::QueryError;
+use crate::histogram_ops as hops;
+use crate::parser::{AggregateExpr, Expr, LabelModifier, unwrap_parens};
+use crate::value::{Matrix, Series};
+
+#[derive(Default, Clone)]
+struct Acc {
+    seen: bool,
+    f: f64,
+    c: f64,
+    mean: f64,
+    count: f64,
+    incremental: bool,
+    h: Option<FloatHistogram>,
+    has_float: bool,
+    has_hist: bool,
+    incompatible: bool,
+    values: Vec<f64>,
+}
+
+impl Evaluator<'_> {
+    pub(super) fn eval_aggregate(&mut self, a: &AggregateExpr) -> Result<Ev, QueryError> {
+        let op = a.op.to_string();
+        let op = op.as_str();
+        let param_scalar = match (&a.param, op) {
+            (Some(p), "topk" | "bottomk" | "quantile" | "limitk" | "limit_ratio") => Some(self.scalar_arg(p)?),
+            _ => None,
+        };
+        let param_string = match (&a.param, op) {
+            (Some(p), "count_values") => match unwrap_parens(p) {
+                Expr::StringLiteral(s) => Some(s.val.clone()),
+                _ => return Err(QueryError::exec("count_values needs a string parameter")),
+            },
+            _ => None,
+        };
+        let input = self.vector_arg(&a.expr)?;
+        let arg_pos = self.position(&a.expr);
+        let agg_pos = self.position(&Expr::Aggregate(a.clone()));
+        let (without, grouping): (bool, Vec<String>) = match &a.modifier {
+            None => (false, Vec::new()),
+            Some(LabelModifier::Include(l)) => (false, l.labels.clone()),
+            Some(LabelModifier::Exclude(l)) => (true, l.labels.clone()),
+        };
+        if let Some(label) = &param_string
+            && label.is_empty()
+        {
+            return Err(QueryError::exec(format!("invalid label name {label:?}")));
+        }
+        // Group keys, computed once per series.
+        let mut group_of = Vec::with_capacity(input.len());
+        let mut group_labels: Vec<Labels> = Vec::new();
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        for s in &input {
+            let metric = materialize_name(&s.metric, s.drop_name);
+            let key = group_key(&metric, &grouping, without);
+            let g = *index.entry(key.clone()).or_insert_with(|| {
+                group_labels.push(key);
+                group_labels.len() - 1
+            });
+            group_of.push(g);
+        }
+        let out = match op {
+            "topk" | "bottomk" | "limitk" | "limit_ratio" => self.aggregate_select(
+                op,
+                &input,
+                &group_of,
+                group_labels.len(),
+                param_scalar.unwrap_or_default(),
+                agg_pos,
+            )?,
+            "count_values" => self.count_values(&input, &group_of, &group_labels, &param_string.unwrap_or_default()),
+            _ => {
+                let q = param_scalar.unwrap_or_default();
+                if op == "quantile" {
+                    for &v in &q {
+                        if !(0.0..=1.0).contains(&v) {
+                            self.annotations.warn(
+                                format!(
+                                    "quantile value should be between 0 and 1, got {}",
+                                    super::functions::fmt_float(v)
+                                ),
+                                a.param.as_deref().and_then(|p| self.position(p)),
+                            );
+                        }
+                    }
+                }
+                self.aggregate_reduce(op, &input, &group_of, &group_labels, &q, arg_pos, agg_pos)?
+            }
+        };
+        Ok(Ev::Vector(out))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn aggregate_reduce(
+        &mut self,
+        op: &str,
+        input: &Matrix,
+        group_of: &[usize],
+        group_labels: &[Labels],
+        q: &[f64],
+        arg_pos: Option<(usize, usize)>,
+        agg_pos: Option<(usize, usize)>,
+    ) -> Result<Matrix, QueryError> {
+        let steps = self.num_steps();
+        let mut cursors: Vec<StepCursor> = input.iter().map(|_| StepCursor::new()).collect();
+        let mut out: Vec<Option<Series>> = vec![None; group_labels.len()];
+        let mut order: Vec<usize> = Vec::new();
+        let mut accs: Vec<Acc> = vec![Acc::default(); group_labels.len()];
+        let mut mixed = false;
+        let mut ignored_hist = false;
+        let mut conflicting_resets = false;
+        let mut reconciled = false;
+        for step in 0..steps {
+            self.check("query execution")?;
+            let ts = self.step_ts(step);
+            accs.iter_mut().for_each(|a| *a = Acc::default());
+            let mut hints: Vec<(bool, bool)> = vec![(false, false); group_labels.len()];
+            for (si, s) in input.iter().enumerate() {
+                let Some(v) = cursors[si].at(s, ts) else { continue };
+                let g = group_of[si];
+                let acc = &mut accs[g];
+                let (f, h) = match &v {
+                    StepValue::F(f) => (*f, None),
+                    StepValue::H(h) => (0.0, Some(h)),
+                };
+                if let Some(h) = h {
+                    match h.counter_reset_hint {
+                        hypnos_model::CounterResetHint::CounterReset => hints[g].0 = true,
+                        hypnos_model::CounterResetHint::NotCounterReset => hints[g].1 = true,
+                        _ => {}
+                    }
+                }
+                if !acc.seen {
+                    *acc = Acc {
+                        seen: true,
+                        f,
+                        mean: f,
+                        count: 1.0,
+                        ..Default::default()
+                    };
+                    match op {
+                        "sum" | "avg" => match h {
+                            Some(h) => {
+                                acc.h = Some((**h).clone());
+                                acc.has_hist = true;
+                            }
+                            None => acc.has_float = true,
+                        },
+                        "stddev" | "stdvar" => {
+                            if h.is_some() {
+                                acc.seen = false;
+                                ignored_hist = true;
+                            } else if f.is_nan() || f.is_infinite() {
+                                acc.f = f64::NAN;
+                            } else {
+                                acc.f = 0.0;
+                            }
+                        }
+                        "quantile" => {
+                            if h.is_some() {
+                                acc.seen = false;
+                                ignored_hist = true;
+                            } else {
+                                acc.values.push(f);
+                            }
+                        }
+                        "group" => acc.f = 1.0,
+                        "min" | "max" if h.is_some() => {
+                            acc.seen = false;
+                            ignored_hist = true;
+                        }
+                        _ => {}
+                    }
+                    continue;
+                }
+                match op {
+                    "sum" => match h {
+                        Some(h) => {
+                            acc.has_hist = true;
+                            if let Some(cur) = &acc.h {
+                                match hops::add(cur, h) {
+                                    Ok((s, r)) => {
+                                        reconciled |= r;
+                                        acc.h = Some(s);
+                                    }
+                                    Err(_) => acc.incompatible = true,
+                                }
+                            }
+                        }
+                        None => {
+                            acc.has_float = true;
+                            (acc.f, acc.c) = kahan_inc(f, acc.f, acc.c);
+                        }
+                    },
+                    "avg" => {
+                        acc.count += 1.0;
+                        match h {
+                            Some(h) => {
+                                acc.has_hist = true;
+                                if let Some(cur) = &acc.h {
+                                    let mut left = (**h).clone();
+                                    hops::scale(&mut left, 1.0 / acc.count);
+                                    let mut right = cur.clone();
+                                    hops::scale(&mut right, 1.0 / acc.count);
+                                    match hops::sub(&left, &right).and_then(|(d, _)| hops::add(cur, &d)) {
+                                        Ok((s, r)) => {
+                                            reconciled |= r;
+                                            acc.h = Some(s);
+                                        }
+                                        Err(_) => acc.incompatible = true,
+                                    }
+                                }
+                            }
+                            None => {
+                                acc.has_float = true;
+                                if !acc.incremental {
+                                    let (nv, nc) = kahan_inc(f, acc.f, acc.c);
+                                    if !nv.is_infinite() {
+                                        (acc.f, acc.c) = (nv, nc);
+                                        continue;
+                                    }
+                                    acc.incremental = true;
+                                    acc.mean = acc.f / (acc.count - 1.0);
+                                    acc.c /= acc.count - 1.0;
+                                }
+                                let qf = (acc.count - 1.0) / acc.count;
+                                (acc.mean, acc.c) = kahan_inc(f / acc.count, qf * acc.mean, qf * acc.c);
+                            }
+                        }
+                    }
+                    "count" => acc.count += 1.0,
+                    "group" => {}
+                    "max" | "min" => {
+                        if h.is_some() {
+                            ignored_hist = true;
+                        } else if (op == "max" && acc.f < f) || (op == "min" && acc.f > f) || acc.f.is_nan() {
+                            acc.f = f;
+                        }
+                    }
+                    "stddev" | "stdvar" => {
+                        if h.is_some() {
+                            ignored_hist = true;
+                        } else if f.is_nan() || f.is_infinite() {
+                            acc.f = f64::NAN;
+                        } else {
+                            acc.count += 1.0;
+                            let delta = f - acc.mean;
+                            acc.mean += delta / acc.count;
+                            acc.f += delta * (f - acc.mean);
+                        }
+                    }
+                    "quantile" => {
+                        if h.is_some() {
+                            ignored_hist = true;
+                        } else {
+                            acc.values.push(f);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            for (g, acc) in accs.iter_mut().enumerate() {
+                if !acc.seen {
+                    continue;
+                }
+                let value = match op {
+                    "sum" | "avg" => {
+                        if acc.has_float && acc.has_hist {
+                            mixed = true;
+                            continue;
+                        }
+                        if acc.incompatible {
+                            continue;
+                        }
+                        if acc.has_hist {
+                            if op == "sum" && hints[g].0 && hints[g].1 {
+                                conflicting_resets = true;
+                            }
+                            let mut h = hops::compact(acc.h.take().unwrap_or_default());
+                            if op == "sum" || acc.count > 1.0 {
+                                h.counter_reset_hint = hypnos_model::CounterResetHint::Gauge;
+                            }
+                            StepValue::H(Arc::new(h))
+                        } else if op == "sum" {
+                            StepValue::F(acc.f + acc.c)
+                        } else if acc.incremental {
+                            StepValue::F(acc.mean + acc.c)
+                        } else {
+                            StepValue::F(acc.f / acc.count + acc.c / acc.count)
+                        }
+                    }
+                    "count" => StepValue::F(acc.count),
+                    "group" => StepValue::F(1.0),
+                    "max" | "min" => StepValue::F(acc.f),
+                    "stdvar" => StepValue::F(acc.f / acc.count),
+                    "stddev" => StepValue::F((acc.f / acc.count).sqrt()),
+                    "quantile" => StepValue::F(windows::quantile(q[step], &mut acc.values)),
+                    _ => continue,
+                };
+                let series = out[g].get_or_insert_with(|| {
+                    order.push(g);
+                    Series::new(group_labels[g].clone())
+                });
+                push_value(series, ts, value);
+            }
+        }
+        if mixed {
+            self.annotations
+                .warn("encountered a mix of histograms and floats for aggregation", arg_pos);
+        }
+        if ignored_hist {
+            self.annotations
+                .info(format!("ignored histogram in {op} aggregation"), agg_pos);
+        }
+        if conflicting_resets {
+            self.annotations
+                .warn("conflicting counter resets during histogram aggregation", agg_pos);
+        }
+        if reconciled {
+            self.annotations
+                .info("mismatched custom buckets were reconciled during aggregation", agg_pos);
+        }
+        let out: Matrix = order.into_iter().filter_map(|g| out[g].take()).collect();
+        self.add_samples(out.iter().map(Series::len).sum())?;
+        Ok(out)
+    }
+
+    fn aggregate_select(
+        &mut self,
+        op: &str,
+        input: &Matrix,
+        group_of: &[usize],
+        groups: usize,
+        param: Vec<f64>,
+        agg_pos: Option<(usize, usize)>,
+    ) -> Result<Matrix, QueryError> {
+        let steps = self.num_steps();
+        let mut cursors: Vec<StepCursor> = input.iter().map(|_| StepCursor::new()).collect();
+        let mut out: Vec<Option<Series>> = vec![None; input.len()];
+        let mut order: Vec<usize> = Vec::new();
+        let mut ignored_hist = false;
+        for step in 0..steps {
+            self.check("query execution")?;
+            let ts = self.step_ts(step);
+            let p = param.get(step).copied().unwrap_or(f64::NAN);
+            let mut per_group: Vec<Vec<(usize, StepValue)>> = vec![Vec::new(); groups];
+            for (si, s) in input.iter().enumerate() {
+                if let Some(v) = cursors[si].at(s, ts) {
+                    per_group[group_of[si]].push((si, v));
+                }
+            }
+            let mut selected: Vec<(usize, StepValue)> = Vec::new();
+            match op {
+                "topk" | "bottomk" | "limitk" => {
+                    if p.is_nan() {
+                        return Err(QueryError::exec("Parameter value is NaN"));
+                    }
+                    if !(-9.223372036854776e18..9.223372036854776e18).contains(&p) {
+                        return Err(QueryError::exec(format!("Scalar value {p} overflows int64")));
+                    }
+                    let k = p as i64;
+                    if k < 1 {
+                        continue;
+                    }
+                    let k = usize::try_from(k).unwrap_or(usize::MAX);
+                    for mut members in per_group {
+                        if op == "limitk" {
+                            members.truncate(k);
+                            selected.extend(members);
+                            continue;
+                        }
+                        let before = members.len();
+                        members.retain(|(_, v)| matches!(v, StepValue::F(_)));
+                        ignored_hist |= members.len() != before;
+                        let val = |v: &StepValue| if let StepValue::F(f) = v { *f } else { f64::NAN };
+                        if op == "topk" {
+                            members.sort_by(|a, b| desc_nan_last(val(&a.1), val(&b.1)));
+                        } else {
+                            members.sort_by(|a, b| asc_nan_last(val(&a.1), val(&b.1)));
+                        }
+                        members.truncate(k);
+                        selected.extend(members);
+                    }
+                }
+                _ => {
+                    if p.is_nan() {
+                        return Err(QueryError::exec("Ratio value is NaN"));
+                    }
+                    let mut r = p;
+                    if !(-1.0..=1.0).contains(&r) {
+                        let capped = r.clamp(-1.0, 1.0);
+                        self.annotations.warn(
+                            format!(
+                                "ratio value should be between -1 and 1, got {}, capping to {}",
+                                super::functions::fmt_float(r),
+                                super::functions::fmt_float(capped)
+                            ),
+                            agg_pos,
+                        );
+                        r = capped;
+                    }
+                    for members in per_group {
+                        for (si, v) in members {
+                            let offset = labels_hash(&input[si].metric) as f64 / u64::MAX as f64;
+                            if (r >= 0.0 && offset < r) || (r < 0.0 && offset >= 1.0 + r) {
+                                selected.push((si, v));
+                            }
+                        }
+                    }
+                }
+            }
+            for (si, v) in selected {
+                let series = out[si].get_or_insert_with(|| {
+                    order.push(si);
+                    Series {
+                        metric: input[si].metric.clone(),
+                        drop_name: input[si].drop_name,
+                        ..Default::default()
+                    }
+                });
+                push_value(series, ts, v);
+            }
+        }
+        if ignored_hist {
+            self.annotations
+                .info(format!("ignored histogram in {op} aggregation"), agg_pos);
+        }
+        Ok(order.into_iter().filter_map(|i| out[i].take()).collect())
+    }
+
+    fn count_values(&mut self, input: &Matrix, group_of: &[usize], group_labels: &[Labels], label: &str) -> Matrix {
+        let steps = self.num_steps();
+        let mut cursors: Vec<StepCursor> = input.iter().map(|_| StepCursor::new()).collect();
+        let mut out: Vec<Series> = Vec::new();
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        for step in 0..steps {
+            let ts = self.step_ts(step);
+            let mut counts: Vec<(Labels, f64)> = Vec::new();
+            let mut pos: HashMap<Labels, usize> = HashMap::new();
+            for (si, s) in input.iter().enumerate() {
+                let Some(v) = cursors[si].at(s, ts) else { continue };
+                let value = match &v {
+                    StepValue::F(f) => super::functions::fmt_float(*f),
+                    StepValue::H(h) => crate::histogram_fmt::to_string(h),
+                };
+                let mut b = group_labels[group_of[si]].builder();
+                b.set(label, value);
+                let l = b.build();
+                match pos.get(&l) {
+                    Some(&i) => counts[i].1 += 1.0,
+                    None => {
+                        pos.insert(l.clone(), counts.len());
+                        counts.push((l, 1.0));
+                    }
+                }
+            }
+            for (l, c) in counts {
+                let i = *index.entry(l.clone()).or_insert_with(|| {
+                    out.push(Series::new(l));
+                    out.len() - 1
+                });
+                push_value(&mut out[i], ts, StepValue::F(c));
+            }
+        }
+        out
+    }
+}
+
+fn group_key(metric: &Labels, grouping: &[String], without: bool) -> Labels {
+    if without {
+        let mut names: Vec<&str> = grouping.iter().map(String::as_str).collect();
+        names.push(METRIC_NAME);
+        metric.without(&names)
+    } else if grouping.is_empty() {
+        Labels::empty()
+    } else {
+        let names: Vec<&str> = grouping.iter().map(String::as_str).collect();
+        metric.keep_only(&names)
+    }
+}
+
+/// Prometheus's `labels.Hash`: xxHash64 over `name 0xff value 0xff …`.
+pub(crate) fn labels_hash(l: &Labels) -> u64 {
+    let mut buf = Vec::with_capacity(128);
+    for lb in l {
+        buf.extend_from_slice(lb.name.as_bytes());
+        buf.push(0xff);
+        buf.extend_from_slice(lb.value.as_bytes());
+        buf.push(0xff);
+    }
+    xxhash_rust::xxh64::xxh64(&buf, 0)
+}
+
+fn desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => b.partial_cmp(&a).unwrap_or(std::cmp::Ordering::Equal),
+    }
+}
+
+fn asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal),
+    }
+}
+
+#[allow(dead_code)]
+fn unused(_: LabelsBuilder) {}

@@ -1,0 +1,196 @@
+//! The storage boundary: the engine reads series through [`Queryable`], which is async and
+//! dyn-compatible so that the querier can back it with concurrent StoreAPI calls.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use hypnos_model::{FloatHistogram, Labels, Matcher, Timestamp, is_stale_nan, stale_nan};
+
+use crate::value::{FPoint, HPoint};
+
+/// What the engine will do with the selected data; storage may use it to prune, and may
+/// return more than asked (the engine clips to the time range itself).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SelectHints {
+    /// Inclusive time range, in ms.
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// Query step in ms (0 for instant queries).
+    pub step: i64,
+    /// Range of the matrix selector in ms (0 for instant selectors).
+    pub range: i64,
+    /// Name of the function the selector is an argument of, if any.
+    pub func: Option<String>,
+    /// Grouping labels of the surrounding aggregation, and whether they are `by` labels.
+    pub grouping: Vec<String>,
+    pub by: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{0}")]
+    Other(String),
+}
+
+/// One stored series. Floats and histograms are each sorted by time; a staleness marker is a
+/// float StaleNaN (also when the series holds histograms).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StorageSeries {
+    pub labels: Labels,
+    pub floats: Vec<FPoint>,
+    pub histograms: Vec<HPoint>,
+}
+
+pub type SeriesSet = Vec<Arc<StorageSeries>>;
+
+/// Where the engine gets data from.
+pub trait Queryable: Send + Sync {
+    /// Series matching all matchers with samples in `[hints.start, hints.end]`.
+    fn select<'a>(
+        &'a self,
+        hints: &'a SelectHints,
+        matchers: &'a [Matcher],
+    ) -> BoxFuture<'a, Result<SeriesSet, StorageError>>;
+
+    /// Sorted label names of series matching the matchers (all series when empty).
+    fn label_names<'a>(
+        &'a self,
+        start: Timestamp,
+        end: Timestamp,
+        matchers: &'a [Matcher],
+    ) -> BoxFuture<'a, Result<Vec<String>, StorageError>>;
+
+    /// Sorted values of a label over series matching the matchers.
+    fn label_values<'a>(
+        &'a self,
+        name: &'a str,
+        start: Timestamp,
+        end: Timestamp,
+        matchers: &'a [Matcher],
+    ) -> BoxFuture<'a, Result<Vec<String>, StorageError>>;
+}
+
+/// A simple in-memory store, used by promqltest, tests and benches.
+#[derive(Debug, Default)]
+pub struct MemStorage {
+    series: Vec<Arc<StorageSeries>>,
+    by_labels: HashMap<Labels, usize>,
+}
+
+impl MemStorage {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn clear(&mut self) {
+        self.series.clear();
+        self.by_labels.clear();
+    }
+
+    fn entry(&mut self, labels: &Labels) -> &mut StorageSeries {
+        let idx = match self.by_labels.get(labels) {
+            Some(i) => *i,
+            None => {
+                self.series.push(Arc::new(StorageSeries {
+                    labels: labels.clone(),
+                    ..Default::default()
+                }));
+                self.by_labels.insert(labels.clone(), self.series.len() - 1);
+                self.series.len() - 1
+            }
+        };
+        Arc::make_mut(&mut self.series[idx])
+    }
+
+    /// Adds a float sample; a later sample at the same time replaces the earlier one.
+    pub fn add_float(&mut self, labels: &Labels, t: Timestamp, v: f64) {
+        let s = self.entry(labels);
+        s.histograms.retain(|p| p.t != t);
+        insert_sorted(&mut s.floats, FPoint { t, v }, |p| p.t);
+    }
+
+    /// Adds a histogram sample; a histogram whose sum is StaleNaN is stored as a staleness marker.
+    pub fn add_histogram(&mut self, labels: &Labels, t: Timestamp, h: FloatHistogram) {
+        if is_stale_nan(h.sum) {
+            self.add_float(labels, t, stale_nan());
+            return;
+        }
+        let s = self.entry(labels);
+        s.floats.retain(|p| p.t != t);
+        insert_sorted(&mut s.histograms, HPoint { t, h: Arc::new(h) }, |p| p.t);
+    }
+
+    pub fn series(&self) -> &[Arc<StorageSeries>] {
+        &self.series
+    }
+
+    fn matching<'a>(&'a self, matchers: &'a [Matcher]) -> impl Iterator<Item = &'a Arc<StorageSeries>> + 'a {
+        self.series
+            .iter()
+            .filter(move |s| matchers.iter().all(|m| m.matches(s.labels.get(&m.name).unwrap_or(""))))
+    }
+}
+
+fn insert_sorted<T>(v: &mut Vec<T>, item: T, key: impl Fn(&T) -> Timestamp) {
+    let t = key(&item);
+    match v.binary_search_by_key(&t, &key) {
+        Ok(i) => v[i] = item,
+        Err(i) => v.insert(i, item),
+    }
+}
+
+fn has_samples_in(s: &StorageSeries, start: Timestamp, end: Timestamp) -> bool {
+    let f = s.floats.partition_point(|p| p.t < start);
+    let h = s.histograms.partition_point(|p| p.t < start);
+    s.floats.get(f).is_some_and(|p| p.t <= end) || s.histograms.get(h).is_some_and(|p| p.t <= end)
+}
+
+impl Queryable for MemStorage {
+    fn select<'a>(
+        &'a self,
+        hints: &'a SelectHints,
+        matchers: &'a [Matcher],
+    ) -> BoxFuture<'a, Result<SeriesSet, StorageError>> {
+        let mut out: SeriesSet = self
+            .matching(matchers)
+            .filter(|s| has_samples_in(s, hints.start, hints.end))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Box::pin(futures::future::ready(Ok(out)))
+    }
+
+    fn label_names<'a>(
+        &'a self,
+        start: Timestamp,
+        end: Timestamp,
+        matchers: &'a [Matcher],
+    ) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+        let mut names: Vec<String> = self
+            .matching(matchers)
+            .filter(|s| has_samples_in(s, start, end))
+            .flat_map(|s| s.labels.iter().map(|l| l.name.clone()).collect::<Vec<_>>())
+            .collect();
+        names.sort();
+        names.dedup();
+        Box::pin(futures::future::ready(Ok(names)))
+    }
+
+    fn label_values<'a>(
+        &'a self,
+        name: &'a str,
+        start: Timestamp,
+        end: Timestamp,
+        matchers: &'a [Matcher],
+    ) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+        let mut values: Vec<String> = self
+            .matching(matchers)
+            .filter(|s| has_samples_in(s, start, end))
+            .filter_map(|s| s.labels.get(name).map(str::to_string))
+            .collect();
+        values.sort();
+        values.dedup();
+        Box::pin(futures::future::ready(Ok(values)))
+    }
+}
