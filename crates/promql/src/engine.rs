@@ -10,7 +10,7 @@ use hypnos_model::{METRIC_NAME, MatchOp, Matcher, Timestamp};
 
 use crate::annotations::Annotations;
 use crate::error::QueryError;
-use crate::eval::{Ev, Evaluator, Guard, has_duplicate_labelsets, materialize_name};
+use crate::eval::{Ev, Evaluator, Guard, materialize_name};
 use crate::parser::{self, Expr, ParseError, ParserMatchOp, VectorSelector, at_ms, duration_ms, offset_ms};
 use crate::storage::{Queryable, SelectHints, SeriesSet};
 use crate::value::{Sample, Series, Value};
@@ -176,7 +176,7 @@ impl Engine {
         );
         let res = ev.eval(&expr)?;
         let annotations = std::mem::take(&mut ev.annotations);
-        let value = finish(res, start, range_query)?;
+        let value = finish(res, start, step, range_query)?;
         Ok(QueryResult { value, annotations })
     }
 }
@@ -208,7 +208,7 @@ async fn with_deadline<F: std::future::Future>(
 }
 
 /// Turns the evaluator's output into the API value, dropping names marked for removal.
-fn finish(res: Ev, start: Timestamp, range_query: bool) -> Result<Value, QueryError> {
+fn finish(res: Ev, start: Timestamp, step: i64, range_query: bool) -> Result<Value, QueryError> {
     Ok(match res {
         Ev::String(s) => Value::String { t: start, s },
         Ev::Scalar(v) if !range_query => Value::Scalar {
@@ -220,7 +220,10 @@ fn finish(res: Ev, start: Timestamp, range_query: bool) -> Result<Value, QueryEr
             floats: v
                 .iter()
                 .enumerate()
-                .map(|(i, &v)| crate::value::FPoint { t: start + i as i64, v })
+                .map(|(i, &v)| crate::value::FPoint {
+                    t: start + i as i64 * step,
+                    v,
+                })
                 .collect(),
             ..Default::default()
         }]),
@@ -265,18 +268,40 @@ fn finish(res: Ev, start: Timestamp, range_query: bool) -> Result<Value, QueryEr
             Value::Vector(v)
         }
         Ev::Vector(m) => {
-            if has_duplicate_labelsets(&m) {
-                return Err(QueryError::exec("vector cannot contain metrics with the same labelset"));
+            // Series that became equal when their names were dropped merge if they do not
+            // overlap in time; overlapping ones are an error.
+            let mut out: Vec<Series> = Vec::with_capacity(m.len());
+            let mut index: HashMap<hypnos_model::Labels, usize> = HashMap::new();
+            for mut s in m.into_iter().filter(|s| !s.is_empty()) {
+                s.metric = materialize_name(&s.metric, s.drop_name);
+                s.drop_name = false;
+                match index.get(&s.metric) {
+                    Some(&i) => {
+                        let o = &mut out[i];
+                        let before = o.floats.len() + o.histograms.len() + s.floats.len() + s.histograms.len();
+                        o.floats.extend(s.floats);
+                        o.histograms.extend(s.histograms);
+                        let mut ts: Vec<i64> = o
+                            .floats
+                            .iter()
+                            .map(|p| p.t)
+                            .chain(o.histograms.iter().map(|p| p.t))
+                            .collect();
+                        ts.sort_unstable();
+                        ts.dedup();
+                        if ts.len() != before {
+                            return Err(QueryError::exec("vector cannot contain metrics with the same labelset"));
+                        }
+                        o.floats.sort_by_key(|p| p.t);
+                        o.histograms.sort_by_key(|p| p.t);
+                    }
+                    None => {
+                        index.insert(s.metric.clone(), out.len());
+                        out.push(s);
+                    }
+                }
             }
-            let mut m: Vec<Series> = m
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .map(|mut s| {
-                    s.metric = materialize_name(&s.metric, s.drop_name);
-                    s.drop_name = false;
-                    s
-                })
-                .collect();
+            let mut m = out;
             m.sort_by(|a, b| a.metric.cmp(&b.metric));
             Value::Matrix(m)
         }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use hypnos_model::{FloatHistogram, Labels, Matcher, Timestamp, is_stale_nan, stale_nan};
+use hypnos_model::{CounterResetHint, FloatHistogram, Labels, Matcher, Timestamp, is_stale_nan, stale_nan};
 
 use crate::value::{FPoint, HPoint};
 
@@ -118,6 +118,20 @@ impl MemStorage {
         }
         let s = self.entry(labels);
         s.floats.retain(|p| p.t != t);
+        let mut h = h;
+        // Like the TSDB appender: a histogram following another one of the same series
+        // records whether it starts a new counter (read back as reset / not reset).
+        if h.counter_reset_hint == CounterResetHint::Unknown
+            && let Some(prev) = s.histograms.last()
+            && prev.t < t
+            && s.floats.last().is_none_or(|f| f.t < prev.t)
+        {
+            h.counter_reset_hint = if crate::histogram_ops::detect_reset(&h, &prev.h) {
+                CounterResetHint::CounterReset
+            } else {
+                CounterResetHint::NotCounterReset
+            };
+        }
         insert_sorted(&mut s.histograms, HPoint { t, h: Arc::new(h) }, |p| p.t);
     }
 

@@ -436,7 +436,10 @@ impl Evaluator<'_> {
                 if let Some((dup, _)) = right.get(&rsig[j]) {
                     let one_side = if m.card == Card::OneToMany { "left" } else { "right" };
                     let matched_labels = m.signature(&s.metric);
-                    let (a, b) = (&rhs[j].metric, &rhs[*dup].metric);
+                    let (mut a, mut b) = (&rhs[j].metric, &rhs[*dup].metric);
+                    if b < a {
+                        std::mem::swap(&mut a, &mut b);
+                    }
                     return Err(QueryError::exec(format!(
                         "found duplicate series for the match group {} on the {one_side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
                         labels_string(&matched_labels),
@@ -464,13 +467,6 @@ impl Evaluator<'_> {
                         continue;
                     }
                 };
-                let value = if return_bool {
-                    StepValue::F(if keep { 1.0 } else { 0.0 })
-                } else if !keep {
-                    continue;
-                } else {
-                    value
-                };
                 let key = (i, *j);
                 let oi = match out_index.get(&key) {
                     Some(&oi) => oi,
@@ -494,6 +490,7 @@ impl Evaluator<'_> {
                         oi
                     }
                 };
+                // Matching errors are found before comparisons filter elements out.
                 let e = matched.entry(lsig[i]).or_default();
                 if m.card == Card::OneToOne {
                     if !e.is_empty() {
@@ -510,6 +507,13 @@ impl Evaluator<'_> {
                     }
                     e.push(oi);
                 }
+                let value = if return_bool {
+                    StepValue::F(if keep { 1.0 } else { 0.0 })
+                } else if !keep {
+                    continue;
+                } else {
+                    value
+                };
                 if last_t[oi] == ts {
                     return Err(QueryError::exec("vector cannot contain metrics with the same labelset"));
                 }

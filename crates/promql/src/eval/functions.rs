@@ -248,6 +248,35 @@ impl Evaluator<'_> {
             })));
         }
         match name {
+            "step" => Ok(Ev::Scalar(vec![
+                if self.query_start == self.query_end {
+                    0.0
+                } else {
+                    self.interval as f64 / 1000.0
+                };
+                self.num_steps()
+            ])),
+            "range" => Ok(Ev::Scalar(vec![
+                (self.query_end - self.query_start) as f64 / 1000.0;
+                self.num_steps()
+            ])),
+            "start" => Ok(Ev::Scalar(vec![self.query_start as f64 / 1000.0; self.num_steps()])),
+            "end" => Ok(Ev::Scalar(vec![self.query_end as f64 / 1000.0; self.num_steps()])),
+            "min_of" | "max_of" => {
+                let mut acc: Option<Vec<f64>> = None;
+                for a in &args {
+                    let v = self.scalar_arg(a)?;
+                    acc = Some(match acc {
+                        None => v,
+                        Some(prev) => prev
+                            .iter()
+                            .zip(&v)
+                            .map(|(&x, &y)| if name == "min_of" { go_min(x, y) } else { go_max(x, y) })
+                            .collect(),
+                    });
+                }
+                Ok(Ev::Scalar(acc.unwrap_or_else(|| vec![f64::NAN; self.num_steps()])))
+            }
             "time" => Ok(Ev::Scalar(
                 (0..self.num_steps()).map(|i| self.step_ts(i) as f64 / 1000.0).collect(),
             )),
@@ -275,9 +304,6 @@ impl Evaluator<'_> {
                         let i = self.step_index(p.t);
                         out[i] = p.v;
                         count[i] += 1;
-                    }
-                    for p in &s.histograms {
-                        count[self.step_index(p.t)] += 2;
                     }
                 }
                 for (o, c) in out.iter_mut().zip(count) {
@@ -375,11 +401,11 @@ impl Evaluator<'_> {
                 Ok(Ev::Vector(map_floats(m, |t, v| {
                     let i = ((t - start) / interval) as usize;
                     match name {
-                        "clamp_min" => Some(a[i].max(v)),
-                        "clamp_max" => Some(a[i].min(v)),
+                        "clamp_min" => Some(go_max(a[i], v)),
+                        "clamp_max" => Some(go_min(a[i], v)),
                         _ => {
                             let (lo, hi) = (a[i], b.as_ref().map_or(f64::NAN, |b| b[i]));
-                            if hi < lo { None } else { Some(lo.max(hi.min(v))) }
+                            if hi < lo { None } else { Some(go_max(lo, go_min(hi, v))) }
                         }
                     }
                 })))
@@ -395,6 +421,9 @@ impl Evaluator<'_> {
                     );
                 }
                 let mut m = self.vector_arg(args[0])?;
+                if matches!(name, "sort" | "sort_desc") {
+                    m.retain(|s| !s.floats.is_empty());
+                }
                 let value = |s: &Series| s.floats.first().map_or(f64::NAN, |p| p.v);
                 match name {
                     "sort" => m.sort_by(|a, b| sort_cmp(value(a), value(b))),
@@ -661,6 +690,16 @@ fn check_unique(m: &Matrix) -> Result<(), QueryError> {
     Ok(())
 }
 
+/// Go's `math.Max`: NaN wins.
+fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
+}
+
+/// Go's `math.Min`: NaN wins.
+fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
+}
+
 /// NaN-last ascending order.
 fn sort_cmp(a: f64, b: f64) -> std::cmp::Ordering {
     match (a.is_nan(), b.is_nan()) {
@@ -726,13 +765,13 @@ fn window_function(
         "irate" => windows::instant_value(w, true, notes),
         "idelta" => windows::instant_value(w, false, notes),
         "deriv" => {
-            if floats.len() < 2 {
+            if !floats_only(notes) || floats.len() < 2 {
                 return None;
             }
             f(windows::linear_regression(floats, floats[0].t).0)
         }
         "predict_linear" => {
-            if floats.len() < 2 {
+            if !floats_only(notes) || floats.len() < 2 {
                 return None;
             }
             let (slope, intercept) = windows::linear_regression(floats, ts);
@@ -840,6 +879,9 @@ fn window_function(
                 return None;
             }
             let mut vals: Vec<f64> = floats.iter().map(|p| p.v).collect();
+            if vals.iter().any(|v| v.is_nan()) {
+                return f(f64::NAN);
+            }
             let median = windows::quantile(0.5, &mut vals);
             let mut dev: Vec<f64> = vals.iter().map(|v| (v - median).abs()).collect();
             f(windows::quantile(0.5, &mut dev))

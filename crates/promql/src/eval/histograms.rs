@@ -135,7 +135,15 @@ pub(crate) fn native_fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64
         if custom && b.lower == f64::NEG_INFINITY && b.upper > 0.0 {
             b.lower = 0.0;
         }
-        let linear = |v: f64| rank + b.count * (v - b.lower) / (b.upper - b.lower);
+        let linear = |v: f64| {
+            if b.lower == f64::NEG_INFINITY {
+                rank + b.count
+            } else if b.upper == f64::INFINITY {
+                rank
+            } else {
+                rank + b.count * (v - b.lower) / (b.upper - b.lower)
+            }
+        };
         let exponential = |v: f64| {
             let (ll, lu, lv) = (b.lower.abs().log2(), b.upper.abs().log2(), v.abs().log2());
             let fraction = if v > 0.0 {
@@ -300,46 +308,77 @@ fn classic_quantile(q: f64, mut buckets: Vec<ClassicBucket>) -> (f64, bool) {
     (start + (end - start) * (rank / count), forced)
 }
 
-/// Fraction between bounds for classic buckets (linear interpolation).
+/// Fraction between bounds for classic buckets (Prometheus's `BucketFraction`).
 fn classic_fraction(lower: f64, upper: f64, mut buckets: Vec<ClassicBucket>) -> f64 {
     buckets.sort_by(|a, b| a.upper.partial_cmp(&b.upper).unwrap_or(std::cmp::Ordering::Equal));
-    if lower.is_nan() || upper.is_nan() || buckets.last().is_none_or(|b| b.upper != f64::INFINITY) {
+    if buckets.last().is_none_or(|b| b.upper != f64::INFINITY) {
         return f64::NAN;
     }
-    let total = buckets[buckets.len() - 1].count;
-    if total == 0.0 {
+    let mut merged: Vec<ClassicBucket> = Vec::with_capacity(buckets.len());
+    for b in buckets {
+        match merged.last_mut() {
+            Some(l) if l.upper == b.upper => l.count += b.count,
+            _ => merged.push(b),
+        }
+    }
+    let buckets = merged;
+    let count = buckets[buckets.len() - 1].count;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
         return f64::NAN;
     }
     if lower >= upper {
         return 0.0;
     }
-    let rank_at = |v: f64| -> f64 {
-        let mut prev_upper = f64::NEG_INFINITY;
-        let mut prev_count = 0.0;
-        for b in &buckets {
-            if v <= b.upper {
-                if b.upper == f64::INFINITY {
-                    return prev_count;
-                }
-                if prev_upper == f64::NEG_INFINITY {
-                    let lo = if b.upper > 0.0 {
-                        0.0
-                    } else {
-                        return if v >= b.upper { b.count } else { 0.0 };
-                    };
-                    if v <= lo {
-                        return 0.0;
-                    }
-                    return b.count * (v - lo) / (b.upper - lo);
-                }
-                return prev_count + (b.count - prev_count) * (v - prev_upper) / (b.upper - prev_upper);
-            }
-            prev_upper = b.upper;
-            prev_count = b.count;
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    for (i, b) in buckets.iter().enumerate() {
+        let mut lb = if i > 0 { buckets[i - 1].upper } else { f64::NEG_INFINITY };
+        let ub = b.upper;
+        // The first bucket of positive bounds is taken to start at zero.
+        if lb == f64::NEG_INFINITY && ub > 0.0 {
+            lb = 0.0;
         }
-        total
-    };
-    (rank_at(upper) - rank_at(lower)) / total
+        // No interpolation inside a bucket of infinite width.
+        let interpolate = |v: f64| {
+            if lb == f64::NEG_INFINITY {
+                b.count
+            } else if ub == f64::INFINITY {
+                rank
+            } else {
+                rank + (b.count - rank) * (v - lb) / (ub - lb)
+            }
+        };
+        if !lower_set && lb >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && lb >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && lb < lower && ub > lower {
+            lower_rank = interpolate(lower);
+            lower_set = true;
+        }
+        if !upper_set && lb < upper && ub > upper {
+            upper_rank = interpolate(upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank = b.count;
+    }
+    if !lower_set || lower_rank > count {
+        lower_rank = count;
+    }
+    if !upper_set || upper_rank > count {
+        upper_rank = count;
+    }
+    (upper_rank - lower_rank) / count
 }
 
 impl Evaluator<'_> {
@@ -402,6 +441,40 @@ impl Evaluator<'_> {
                 let pos = self.position(vec_arg);
                 let m = self.vector_arg(vec_arg)?;
                 self.histogram_quantile_or_fraction(m, &params, fraction, pos)
+            }
+            "histogram_quantiles" => {
+                let label = match args.get(1).map(|a| crate::parser::unwrap_parens(a)) {
+                    Some(Expr::StringLiteral(s)) => s.val.clone(),
+                    _ => return Err(QueryError::exec("histogram_quantiles needs a label name")),
+                };
+                let pos = self.position(args[0]);
+                let m = self.vector_arg(args[0])?;
+                let mut out: Matrix = Vec::new();
+                for q_expr in &args[2..] {
+                    let q = self.scalar_arg(q_expr)?;
+                    for &v in &q {
+                        if !(0.0..=1.0).contains(&v) {
+                            self.annotations.warn(
+                                format!(
+                                    "quantile value should be between 0 and 1, got {}",
+                                    super::functions::fmt_float(v)
+                                ),
+                                self.position(q_expr),
+                            );
+                        }
+                    }
+                    let qv = q.first().copied().unwrap_or(f64::NAN);
+                    let Ev::Vector(r) = self.histogram_quantile_or_fraction(m.clone(), &[q], false, pos)? else {
+                        continue;
+                    };
+                    for mut s in r {
+                        let mut b = s.metric.builder();
+                        b.set(label.clone(), quantile_label(qv));
+                        s.metric = b.build();
+                        out.push(s);
+                    }
+                }
+                Ok(Ev::Vector(out))
             }
             _ => Err(QueryError::exec(format!("function {name:?} is not supported"))),
         }
@@ -528,6 +601,16 @@ fn push_out(out: &mut Matrix, index: &mut HashMap<Labels, usize>, key: &Labels, 
         out.len() - 1
     });
     push_value(&mut out[i], ts, StepValue::F(v));
+}
+
+/// Quantile label values keep a decimal point (`0.0`, `1.0`), like Go's `%v` of a float with `.1f` minimum.
+fn quantile_label(q: f64) -> String {
+    let s = super::functions::fmt_float(q);
+    if s.contains('.') || s.contains('e') || s.contains("Inf") || s.contains("NaN") {
+        s
+    } else {
+        format!("{s}.0")
+    }
 }
 
 fn parse_le(s: &str) -> Option<f64> {

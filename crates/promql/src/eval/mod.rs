@@ -374,7 +374,7 @@ impl<'a> Evaluator<'a> {
             .map(|s| SrcSeries {
                 metric: s.metric,
                 floats: SrcPoints::Owned(s.floats),
-                hists: SrcHists::Owned(s.histograms),
+                hists: SrcHists::Owned(subquery_hints(s.histograms)),
                 drop_name: s.drop_name,
             })
             .collect();
@@ -454,6 +454,30 @@ impl MatrixSource<'_> {
     }
 }
 
+/// Counter reset hints of a subquery's histograms: a histogram repeated by lookback is not a
+/// new reset, and "not reset" only held relative to the stored predecessor, which the
+/// subquery may have skipped.
+fn subquery_hints(mut points: Vec<HPoint>) -> Vec<HPoint> {
+    use hypnos_model::CounterResetHint as Hint;
+    let original: Vec<Arc<FloatHistogram>> = points.iter().map(|p| p.h.clone()).collect();
+    for i in 0..points.len() {
+        let repeated = i > 0 && Arc::ptr_eq(&original[i - 1], &original[i]);
+        let hint = points[i].h.counter_reset_hint;
+        let new_hint = match hint {
+            Hint::Gauge => continue,
+            _ if repeated => Hint::NotCounterReset,
+            Hint::NotCounterReset => Hint::Unknown,
+            other => other,
+        };
+        if new_hint != hint {
+            let mut h = (*points[i].h).clone();
+            h.counter_reset_hint = new_hint;
+            points[i].h = Arc::new(h);
+        }
+    }
+    points
+}
+
 /// Labels without `__name__` when the sample is marked for name removal.
 pub(crate) fn materialize_name(metric: &Labels, drop_name: bool) -> Labels {
     if drop_name {
@@ -503,10 +527,4 @@ pub(crate) fn push_value(s: &mut Series, ts: i64, v: StepValue) {
         StepValue::F(v) => s.floats.push(FPoint { t: ts, v }),
         StepValue::H(h) => s.histograms.push(HPoint { t: ts, h }),
     }
-}
-
-/// Whether some label set occurs twice (after name removal where marked).
-pub(crate) fn has_duplicate_labelsets(m: &Matrix) -> bool {
-    let mut seen = std::collections::HashSet::with_capacity(m.len());
-    m.iter().any(|s| !seen.insert(materialize_name(&s.metric, s.drop_name)))
 }

@@ -244,7 +244,10 @@ pub(crate) fn instant_value(w: &Window<'_>, is_rate: bool, notes: &mut Notes) ->
             let mut r = (*b).clone();
             if !is_rate || !hops::detect_reset(&b, &a) {
                 match hops::sub(&b, &a) {
-                    Ok((d, _)) => r = d,
+                    Ok((d, reconciled)) => {
+                        notes.custom_buckets_reconciled |= reconciled;
+                        r = d
+                    }
                     Err(hops::OpError::MixedSchemas) => {
                         notes.mixed_schemas = true;
                         return None;

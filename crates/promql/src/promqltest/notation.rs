@@ -299,7 +299,10 @@ fn split_times(tok: &str) -> (&str, Option<&str>) {
     // The repetition suffix `xN` follows the last `}}` or number.
     let search_from = tok.rfind("}}").map_or(0, |i| i + 2);
     match tok[search_from..].rfind('x') {
-        Some(i) if !tok[search_from..].to_ascii_lowercase().starts_with("0x") || i > 1 => {
+        Some(i)
+            if !tok[search_from + i + 1..].is_empty()
+                && tok[search_from + i + 1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
             let i = search_from + i;
             (&tok[..i], Some(&tok[i + 1..]))
         }
