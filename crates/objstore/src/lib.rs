@@ -16,11 +16,13 @@
 //! Keys are `/`-separated relative names (`<ULID>/meta.json`). Directories exist only as key
 //! prefixes; listings return them with a trailing `/`, as Thanos's `Iter` does.
 
+pub mod blocks;
 mod bucket;
 pub mod config;
 mod error;
 mod fs;
 mod s3;
+pub mod testing;
 
 pub use bucket::{Bucket, ObjectAttributes, ObjectStoreBucket};
 pub use config::{

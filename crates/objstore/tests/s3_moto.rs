@@ -5,63 +5,65 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use bytes::Bytes;
+use hypnos_objstore::blocks::{delete_block, list_blocks, upload_block};
+use hypnos_objstore::load_bucket;
+use hypnos_objstore::testing::MotoServer;
 
-use hypnos_objstore::{install_tls_provider, load_bucket};
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_acceptance_on_moto() {
+    let moto = MotoServer::start().await.unwrap();
+    moto.create_bucket("thanos").await.unwrap();
+    let bkt = load_bucket(None, Some(&s3_yaml(moto.port(), "thanos", ""))).unwrap();
+    assert_eq!(bkt.name(), "s3://thanos");
+    common::acceptance(bkt.as_ref()).await;
 
-/// Kills the server when the test ends, pass or fail.
-struct MotoServer {
-    child: Child,
-    port: u16,
+    // With a prefix, keys live under it in the same bucket.
+    let prefixed = load_bucket(None, Some(&s3_yaml(moto.port(), "thanos", "tenant-a"))).unwrap();
+    prefixed.put("blk/meta.json", "{}".into()).await.unwrap();
+    assert!(bkt.exists("tenant-a/blk/meta.json").await.unwrap());
+    assert_eq!(prefixed.iter("", false).await.unwrap(), ["blk/"]);
 }
 
-impl Drop for MotoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_missing_bucket_is_a_clear_error() {
+    let moto = MotoServer::start().await.unwrap();
+    let bkt = load_bucket(None, Some(&moto.objstore_yaml("no-such-bucket", ""))).unwrap();
+    let err = bkt.put("a", "x".into()).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(!err.is_not_found(), "a missing bucket is not a missing object: {msg}");
+    assert!(
+        msg.contains("s3://no-such-bucket") && msg.contains("NoSuchBucket"),
+        "{msg}"
+    );
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-async fn start_moto() -> MotoServer {
-    let port = free_port();
-    let child = Command::new("moto_server")
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting moto_server (pip install 'moto[server]'): {e}"));
-    let server = MotoServer { child, port };
-    install_tls_provider();
-    let client = object_store_reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(resp) = client.get(format!("http://127.0.0.1:{port}/")).send().await
-            && resp.status().is_success()
-        {
-            return server;
-        }
-        assert!(Instant::now() < deadline, "moto_server did not come up on port {port}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn create_bucket(port: u16, name: &str) {
-    let resp = object_store_reqwest::Client::new()
-        .put(format!("http://127.0.0.1:{port}/{name}"))
-        .send()
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_block_upload_discovery_delete() {
+    let moto = MotoServer::start().await.unwrap();
+    moto.create_bucket("blocks").await.unwrap();
+    let bkt = load_bucket(None, Some(&moto.objstore_yaml("blocks", ""))).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("01ARZ3NDEKTSV4RRFFQ69G5FAV");
+    std::fs::create_dir_all(dir.join("chunks")).unwrap();
+    std::fs::write(dir.join("chunks/000001"), b"chunks").unwrap();
+    std::fs::write(dir.join("index"), b"index").unwrap();
+    let id = upload_block(bkt.as_ref(), &dir, Bytes::from_static(b"{}"))
         .await
         .unwrap();
-    assert!(resp.status().is_success(), "creating bucket {name}: {}", resp.status());
+    bkt.put("01BX5ZZKBKACTAV9WEVGEMMVRZ/index", Bytes::from_static(b"partial"))
+        .await
+        .unwrap();
+    let listing = list_blocks(bkt.as_ref(), 8).await.unwrap();
+    assert_eq!(listing.complete, [id]);
+    assert_eq!(listing.partial.len(), 1);
+    delete_block(bkt.as_ref(), id).await.unwrap();
+    assert!(list_blocks(bkt.as_ref(), 8).await.unwrap().complete.is_empty());
 }
 
+/// Like [`MotoServer::objstore_yaml`], plus retries and a small part size so that uploads
+/// above 5 MiB go up in several parts.
 fn s3_yaml(port: u16, bucket: &str, prefix: &str) -> String {
-    // The tutorial's MinIO config shape, including fields object_store cannot honour.
     format!(
         r#"type: S3
 prefix: "{prefix}"
@@ -77,33 +79,4 @@ config:
   part_size: 5242880
 "#
     )
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_acceptance_on_moto() {
-    let moto = start_moto().await;
-    create_bucket(moto.port, "thanos").await;
-    let bkt = load_bucket(None, Some(&s3_yaml(moto.port, "thanos", ""))).unwrap();
-    assert_eq!(bkt.name(), "s3://thanos");
-    common::acceptance(bkt.as_ref()).await;
-
-    // With a prefix, keys live under it in the same bucket.
-    let prefixed = load_bucket(None, Some(&s3_yaml(moto.port, "thanos", "tenant-a"))).unwrap();
-    prefixed.put("blk/meta.json", "{}".into()).await.unwrap();
-    assert!(bkt.exists("tenant-a/blk/meta.json").await.unwrap());
-    assert_eq!(prefixed.iter("", false).await.unwrap(), ["blk/"]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_missing_bucket_is_a_clear_error() {
-    let moto = start_moto().await;
-    let bkt = load_bucket(None, Some(&s3_yaml(moto.port, "no-such-bucket", ""))).unwrap();
-    let err = bkt.put("a", "x".into()).await.unwrap_err();
-    let msg = err.to_string();
-    assert!(!err.is_not_found(), "a missing bucket is not a missing object: {msg}");
-    assert!(
-        msg.contains("s3://no-such-bucket") && msg.contains("NoSuchBucket"),
-        "{msg}"
-    );
-    eprintln!("{msg}");
 }
