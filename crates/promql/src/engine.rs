@@ -124,7 +124,8 @@ impl Engine {
         cancel: Option<&CancelToken>,
     ) -> Result<QueryResult, QueryError> {
         let began = Instant::now();
-        let expr = parser::parse(query)?;
+        let parsed = parser::parse_query(query)?;
+        let expr = &*parsed.expr;
         let range_query = step > 0;
         if range_query {
             let t = expr.value_type();
@@ -145,7 +146,7 @@ impl Engine {
         };
         let lookback = duration_ms(&self.options.lookback_delta);
         let mut fetches = Vec::new();
-        collect_selectors(&expr, start, end, step, lookback, (0, 0, None), None, &mut fetches)?;
+        collect_selectors(expr, start, end, step, lookback, (0, 0, None), None, &mut fetches)?;
         let mut data: HashMap<usize, SeriesSet> = HashMap::new();
         for f in fetches {
             let mut set: SeriesSet = Vec::new();
@@ -174,7 +175,8 @@ impl Engine {
             duration_ms(&self.options.no_step_subquery_interval),
             &guard,
         );
-        let res = ev.eval(&expr)?;
+        ev.trims = &parsed.trims;
+        let res = ev.eval(expr)?;
         let annotations = std::mem::take(&mut ev.annotations);
         let value = finish(res, start, step, range_query)?;
         Ok(QueryResult { value, annotations })
@@ -382,13 +384,17 @@ fn collect_selectors(
         if let Some(t) = subq.2 {
             (s, en) = (t, t);
         }
+        let off = offset_ms(&vs.offset);
         if let Some(t) = at_ms(&vs.at, start, end) {
+            // The selector's own timestamp overrides every enclosing time.
             (s, en) = (t, t);
+        } else {
+            s -= subq.0 + subq.1;
+            en -= subq.0;
         }
         s -= if range == 0 { lookback } else { range };
-        let off = offset_ms(&vs.offset);
-        s = s - off - subq.0 - subq.1;
-        en -= off + subq.0;
+        s -= off;
+        en -= off;
         out.push(Fetch {
             key: vs as *const VectorSelector as usize,
             matchers: selector_matchers(vs)?,

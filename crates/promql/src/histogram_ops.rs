@@ -234,12 +234,49 @@ fn from_map_keep(m: &Buckets) -> (Vec<Span>, Vec<f64>) {
     (spans, buckets)
 }
 
-pub fn add(a: &FloatHistogram, b: &FloatHistogram) -> Result<(FloatHistogram, bool), OpError> {
-    combine(a, b, 1.0)
+/// Combined counter reset hint of two histograms added together (Prometheus's
+/// `adjustCounterReset`), and whether a reset and a not-reset collided.
+pub fn fold_hint(a: CounterResetHint, b: CounterResetHint) -> (CounterResetHint, bool) {
+    use CounterResetHint::*;
+    // The order matters and is Prometheus's: `a` is the accumulated value, `b` the one added.
+    match (a, b) {
+        _ if a == b => (a, false),
+        (_, Unknown) => (Unknown, false),
+        (_, Gauge) | (Gauge, _) => (Gauge, false),
+        (Unknown, _) => (Unknown, false),
+        _ => (Unknown, true),
+    }
 }
 
+pub fn add(a: &FloatHistogram, b: &FloatHistogram) -> Result<(FloatHistogram, bool), OpError> {
+    let (mut h, r) = combine(a, b, 1.0)?;
+    h.counter_reset_hint = fold_hint(a.counter_reset_hint, b.counter_reset_hint).0;
+    Ok((h, r))
+}
+
+/// Subtraction; the result is a gauge.
 pub fn sub(a: &FloatHistogram, b: &FloatHistogram) -> Result<(FloatHistogram, bool), OpError> {
-    combine(a, b, -1.0)
+    let (mut h, r) = combine(a, b, -1.0)?;
+    h.counter_reset_hint = CounterResetHint::Gauge;
+    Ok((h, r))
+}
+
+/// Division by a scalar; dividing by zero moves every observation into the zero bucket,
+/// as Prometheus does.
+pub fn div(h: &FloatHistogram, d: f64) -> FloatHistogram {
+    let mut out = h.clone();
+    if d == 0.0 {
+        out.zero_count = h.count / d;
+        out.count = h.count / d;
+        out.sum = h.sum / d;
+        out.positive_spans.clear();
+        out.positive_buckets.clear();
+        out.negative_spans.clear();
+        out.negative_buckets.clear();
+        return out;
+    }
+    scale(&mut out, 1.0 / d);
+    compact(out)
 }
 
 /// Whether `cur` following `prev` means the counter was reset (Prometheus's `DetectReset`).
@@ -254,8 +291,28 @@ pub fn detect_reset(cur: &FloatHistogram, prev: &FloatHistogram) -> bool {
     }
     let cur_custom = cur.schema == CUSTOM_BUCKETS_SCHEMA;
     if cur_custom {
-        if prev.schema != CUSTOM_BUCKETS_SCHEMA || cur.custom_values != prev.custom_values {
+        if prev.schema != CUSTOM_BUCKETS_SCHEMA {
             return true;
+        }
+        if cur.custom_values != prev.custom_values {
+            // Different bounds are reconciled to the common ones, then compared.
+            let common: Vec<f64> = cur
+                .custom_values
+                .iter()
+                .copied()
+                .filter(|v| prev.custom_values.contains(v))
+                .collect();
+            let c = map_custom(
+                &to_map(&cur.positive_spans, &cur.positive_buckets),
+                &cur.custom_values,
+                &common,
+            );
+            let p = map_custom(
+                &to_map(&prev.positive_spans, &prev.positive_buckets),
+                &prev.custom_values,
+                &common,
+            );
+            return p.iter().any(|(i, &v)| v != 0.0 && c.get(i).copied().unwrap_or(0.0) < v);
         }
     } else if prev.schema == CUSTOM_BUCKETS_SCHEMA {
         return true;
@@ -366,4 +423,130 @@ pub fn all_buckets(h: &FloatHistogram) -> Vec<Bucket> {
         });
     }
     out
+}
+
+/// Fraction of a bucket's observations below `x`, interpolating linearly (custom and zero
+/// buckets) or on a log scale (exponential buckets). Buckets of infinite width are not
+/// interpolated: a `+Inf` upper bound puts everything above `x`, a `-Inf` lower bound below.
+fn fraction_below(lower: f64, upper: f64, x: f64, exponential: bool) -> f64 {
+    if x >= upper {
+        return 1.0;
+    }
+    if x <= lower {
+        return 0.0;
+    }
+    if upper == f64::INFINITY {
+        return 0.0;
+    }
+    if lower == f64::NEG_INFINITY {
+        return 1.0;
+    }
+    if exponential && lower.signum() == upper.signum() && lower != 0.0 {
+        let (ll, lu, lx) = (lower.abs().log2(), upper.abs().log2(), x.abs().log2());
+        if x > 0.0 {
+            (lx - ll) / (lu - ll)
+        } else {
+            1.0 - (lx - lu) / (ll - lu)
+        }
+    } else {
+        (x - lower) / (upper - lower)
+    }
+}
+
+/// The value that stands for a bucket's observations when estimating a sum.
+fn representative(lower: f64, upper: f64, exponential: bool) -> f64 {
+    if lower == f64::NEG_INFINITY {
+        return upper;
+    }
+    if upper == f64::INFINITY {
+        return lower;
+    }
+    if exponential && lower.signum() == upper.signum() && lower != 0.0 {
+        let g = (lower * upper).sqrt();
+        if upper < 0.0 { -g } else { g }
+    } else {
+        (lower + upper) / 2.0
+    }
+}
+
+/// The histogram trim operators: `</ x` keeps the observations below `x`, `>/ x` those
+/// above. A partly kept bucket keeps the interpolated share; the sum is re-estimated from
+/// the kept buckets unless nothing was trimmed.
+pub fn trim(h: &FloatHistogram, x: f64, keep_below: bool) -> FloatHistogram {
+    let custom = h.schema == CUSTOM_BUCKETS_SCHEMA;
+    let mut out = h.clone();
+    let mut trimmed = false;
+    let (mut count, mut sum) = (0.0, 0.0);
+    let mut apply = |lower: f64, upper: f64, c: f64, exponential: bool| -> f64 {
+        // A bucket spanning everything says nothing about where `x` falls: only an infinite
+        // cutoff keeps it.
+        let below = if lower == f64::INFINITY {
+            // Marker for "drop this bucket".
+            if keep_below { 0.0 } else { 1.0 }
+        } else if lower == f64::NEG_INFINITY && upper == f64::INFINITY && x.is_finite() {
+            if keep_below { 0.0 } else { 1.0 }
+        } else {
+            fraction_below(lower, upper, x, exponential)
+        };
+        let (f, kl, ku) = if keep_below {
+            (below, lower, upper.min(x))
+        } else {
+            (1.0 - below, lower.max(x), upper)
+        };
+        if c != 0.0 && f < 1.0 {
+            trimmed = true;
+        }
+        let kept = c * f;
+        if kept != 0.0 {
+            count += kept;
+            sum += kept * representative(kl, ku, exponential);
+        }
+        kept
+    };
+    let neg: Vec<(i32, f64)> = bucket_indexes(&h.negative_spans, &h.negative_buckets).collect();
+    for (k, (i, c)) in neg.iter().enumerate() {
+        out.negative_buckets[k] = apply(-upper_bound(h.schema, *i), -upper_bound(h.schema, i - 1), *c, true);
+    }
+    if !custom {
+        // A zero bucket next to buckets of one sign only is taken to hold values of that sign.
+        let (mut zl, mut zu) = (-h.zero_threshold, h.zero_threshold);
+        if h.negative_buckets.iter().all(|b| *b == 0.0) && h.positive_buckets.iter().any(|b| *b != 0.0) {
+            zl = 0.0;
+        } else if h.positive_buckets.iter().all(|b| *b == 0.0) && h.negative_buckets.iter().any(|b| *b != 0.0) {
+            zu = 0.0;
+        }
+        out.zero_count = apply(zl, zu, h.zero_count, false);
+    }
+    let pos: Vec<(i32, f64)> = bucket_indexes(&h.positive_spans, &h.positive_buckets).collect();
+    for (k, (i, c)) in pos.iter().enumerate() {
+        let (mut lower, upper) = if custom {
+            let iu = usize::try_from(*i).unwrap_or(0);
+            (
+                if iu == 0 {
+                    f64::NEG_INFINITY
+                } else {
+                    h.custom_values.get(iu - 1).copied().unwrap_or(f64::INFINITY)
+                },
+                h.custom_values.get(iu).copied().unwrap_or(f64::INFINITY),
+            )
+        } else {
+            (upper_bound(h.schema, i - 1), upper_bound(h.schema, *i))
+        };
+        // The first custom bucket is taken to start at zero when its upper bound is positive.
+        if custom && lower == f64::NEG_INFINITY && upper > 0.0 && upper != f64::INFINITY {
+            if x < 0.0 && x.is_finite() {
+                // A cutoff below the assumed lower bound of zero drops the bucket either way.
+                out.positive_buckets[k] = apply(f64::INFINITY, f64::INFINITY, *c, false) * 0.0;
+                continue;
+            }
+            lower = 0.0;
+        }
+        out.positive_buckets[k] = apply(lower, upper, *c, !custom);
+    }
+    if !trimmed {
+        return h.clone();
+    }
+    out.count = count;
+    out.sum = sum;
+    compact(out)
 }

@@ -40,6 +40,112 @@ pub fn parse(query: &str) -> Result<Expr, ParseError> {
     })
 }
 
+/// A parsed query plus what the pre-pass rewrote: the histogram trim operators `</` and
+/// `>/`, which promql-parser lacks, are parsed as `atan2` (same precedence) and remembered
+/// by the address of their `BinaryExpr` node.
+#[derive(Debug)]
+pub struct Parsed {
+    pub expr: Box<Expr>,
+    /// `BinaryExpr` address → `true` for `</` (keep below), `false` for `>/`.
+    pub trims: std::collections::HashMap<usize, bool>,
+}
+
+/// Parses with our pre-pass for syntax promql-parser does not know.
+pub fn parse_query(query: &str) -> Result<Parsed, ParseError> {
+    let (rewritten, ops) = rewrite_trim_operators(query);
+    let expr = Box::new(parse(&rewritten)?);
+    let mut trims = std::collections::HashMap::new();
+    if ops.iter().any(Option::is_some) {
+        let mut nodes = Vec::new();
+        atan2_nodes_in_order(&expr, &mut nodes);
+        for (node, op) in nodes.into_iter().zip(ops) {
+            if let Some(keep_below) = op {
+                trims.insert(node, keep_below);
+            }
+        }
+    }
+    Ok(Parsed { expr, trims })
+}
+
+/// Replaces `</` and `>/` outside strings and comments by `atan2`; returns the operators in
+/// textual order (`None` for a genuine `atan2`).
+fn rewrite_trim_operators(q: &str) -> (String, Vec<Option<bool>>) {
+    let chars: Vec<char> = q.chars().collect();
+    let mut out = String::with_capacity(q.len() + 8);
+    let mut ops = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '"' | '\'' | '`' => {
+                out.push(c);
+                i += 1;
+                while i < chars.len() {
+                    out.push(chars[i]);
+                    if chars[i] == '\\' && c != '`' && i + 1 < chars.len() {
+                        out.push(chars[i + 1]);
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    if chars[i - 1] == c {
+                        break;
+                    }
+                }
+            }
+            '#' => {
+                while i < chars.len() && chars[i] != '\n' {
+                    out.push(chars[i]);
+                    i += 1;
+                }
+            }
+            '<' | '>' if chars.get(i + 1) == Some(&'/') => {
+                ops.push(Some(c == '<'));
+                out.push_str(" atan2 ");
+                i += 2;
+            }
+            'a' if chars[i..].starts_with(&['a', 't', 'a', 'n', '2'])
+                && (i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_' || chars[i - 1] == ':'))
+                && !chars
+                    .get(i + 5)
+                    .is_some_and(|n| n.is_alphanumeric() || *n == '_' || *n == ':') =>
+            {
+                ops.push(None);
+                out.push_str("atan2");
+                i += 5;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    (out, ops)
+}
+
+fn atan2_nodes_in_order(e: &Expr, out: &mut Vec<usize>) {
+    match e {
+        Expr::Binary(b) => {
+            atan2_nodes_in_order(&b.lhs, out);
+            if b.op.to_string() == "atan2" {
+                out.push(b as *const BinaryExpr as usize);
+            }
+            atan2_nodes_in_order(&b.rhs, out);
+        }
+        Expr::Paren(p) => atan2_nodes_in_order(&p.expr, out),
+        Expr::Unary(u) => atan2_nodes_in_order(&u.expr, out),
+        Expr::Subquery(s) => atan2_nodes_in_order(&s.expr, out),
+        Expr::Aggregate(a) => {
+            if let Some(p) = &a.param {
+                atan2_nodes_in_order(p, out);
+            }
+            atan2_nodes_in_order(&a.expr, out);
+        }
+        Expr::Call(c) => c.args.args.iter().for_each(|a| atan2_nodes_in_order(a, out)),
+        _ => {}
+    }
+}
+
 /// Milliseconds of a parser duration.
 pub(crate) fn duration_ms(d: &std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)

@@ -126,8 +126,11 @@ impl MemStorage {
             && prev.t < t
             && s.floats.last().is_none_or(|f| f.t < prev.t)
         {
-            h.counter_reset_hint = if crate::histogram_ops::detect_reset(&h, &prev.h) {
-                CounterResetHint::CounterReset
+            // A detected reset starts a new chunk, whose first sample reads back as
+            // "unknown" (prometheus/prometheus#15346).
+            let kind_changed = prev.h.counter_reset_hint == CounterResetHint::Gauge;
+            h.counter_reset_hint = if kind_changed || crate::histogram_ops::detect_reset(&h, &prev.h) {
+                CounterResetHint::Unknown
             } else {
                 CounterResetHint::NotCounterReset
             };

@@ -25,6 +25,8 @@ struct Acc {
     has_hist: bool,
     incompatible: bool,
     values: Vec<f64>,
+    hint: Option<hypnos_model::CounterResetHint>,
+    hint_collision: bool,
 }
 
 impl Evaluator<'_> {
@@ -116,6 +118,7 @@ impl Evaluator<'_> {
         let mut order: Vec<usize> = Vec::new();
         let mut accs: Vec<Acc> = vec![Acc::default(); group_labels.len()];
         let mut mixed = false;
+        let mut mixed_schemas = false;
         let mut ignored_hist = false;
         let mut conflicting_resets = false;
         let mut reconciled = false;
@@ -123,7 +126,6 @@ impl Evaluator<'_> {
             self.check("query execution")?;
             let ts = self.step_ts(step);
             accs.iter_mut().for_each(|a| *a = Acc::default());
-            let mut hints: Vec<(bool, bool)> = vec![(false, false); group_labels.len()];
             for (si, s) in input.iter().enumerate() {
                 let Some(v) = cursors[si].at(s, ts) else { continue };
                 let g = group_of[si];
@@ -132,19 +134,25 @@ impl Evaluator<'_> {
                     StepValue::F(f) => (*f, None),
                     StepValue::H(h) => (0.0, Some(h)),
                 };
-                if let Some(h) = h {
-                    match h.counter_reset_hint {
-                        hypnos_model::CounterResetHint::CounterReset => hints[g].0 = true,
-                        hypnos_model::CounterResetHint::NotCounterReset => hints[g].1 = true,
-                        _ => {}
+                if let Some(hint) = h.map(|h| h.counter_reset_hint) {
+                    match acc.hint {
+                        None => acc.hint = Some(hint),
+                        Some(cur) => {
+                            let (n, collision) = hops::fold_hint(cur, hint);
+                            acc.hint = Some(n);
+                            acc.hint_collision |= collision;
+                        }
                     }
                 }
                 if !acc.seen {
+                    let (hint, hint_collision) = (acc.hint, acc.hint_collision);
                     *acc = Acc {
                         seen: true,
                         f,
                         mean: f,
                         count: 1.0,
+                        hint,
+                        hint_collision,
                         ..Default::default()
                     };
                     match op {
@@ -279,15 +287,14 @@ impl Evaluator<'_> {
                             continue;
                         }
                         if acc.incompatible {
+                            mixed_schemas = true;
                             continue;
                         }
                         if acc.has_hist {
-                            if op == "sum" && hints[g].0 && hints[g].1 {
-                                conflicting_resets = true;
-                            }
+                            conflicting_resets |= acc.hint_collision;
                             let mut h = hops::compact(acc.h.take().unwrap_or_default());
-                            if op == "sum" || acc.count > 1.0 {
-                                h.counter_reset_hint = hypnos_model::CounterResetHint::Gauge;
+                            if let Some(hint) = acc.hint {
+                                h.counter_reset_hint = hint;
                             }
                             StepValue::H(Arc::new(h))
                         } else if op == "sum" {
@@ -321,9 +328,15 @@ impl Evaluator<'_> {
             self.annotations
                 .info(format!("ignored histogram in {op} aggregation"), agg_pos);
         }
+        if mixed_schemas {
+            self.annotations.warn(
+                "vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"\"",
+                arg_pos,
+            );
+        }
         if conflicting_resets {
             self.annotations
-                .warn("conflicting counter resets during histogram aggregation", agg_pos);
+                .warn("conflicting counter resets during histogram aggregation", arg_pos);
         }
         if reconciled {
             self.annotations

@@ -29,6 +29,10 @@ pub(crate) enum Op {
     And,
     Or,
     Unless,
+    /// `</`: keep histogram observations below the cutoff.
+    TrimUpper,
+    /// `>/`: keep histogram observations above the cutoff.
+    TrimLower,
 }
 
 impl Op {
@@ -58,6 +62,11 @@ impl Op {
         matches!(self, Op::Eq | Op::Ne | Op::Gt | Op::Lt | Op::Ge | Op::Le)
     }
 
+    /// Whether the result keeps the left-hand side's metric name.
+    fn keeps_name(self) -> bool {
+        self.is_comparison() || matches!(self, Op::TrimUpper | Op::TrimLower)
+    }
+
     fn name(self) -> &'static str {
         match self {
             Op::Add => "+",
@@ -76,6 +85,8 @@ impl Op {
             Op::And => "and",
             Op::Or => "or",
             Op::Unless => "unless",
+            Op::TrimUpper => "</",
+            Op::TrimLower => ">/",
         }
     }
 }
@@ -96,18 +107,26 @@ fn float_op(op: Op, l: f64, r: f64) -> (f64, bool) {
         Op::Lt => (l, l < r),
         Op::Ge => (l, l >= r),
         Op::Le => (l, l <= r),
-        Op::And | Op::Or | Op::Unless => (l, true),
+        Op::And | Op::Or | Op::Unless | Op::TrimUpper | Op::TrimLower => (l, true),
     }
 }
 
 enum ElemResult {
     Value(StepValue, bool),
+    /// A histogram result for which custom bucket bounds had to be reconciled.
+    Reconciled(StepValue, &'static str),
     Incompatible(&'static str, &'static str),
     Error(hops::OpError),
 }
 
 fn elem_op(op: Op, l: &StepValue, r: &StepValue) -> ElemResult {
     match (l, r) {
+        (StepValue::H(h), StepValue::F(x)) if matches!(op, Op::TrimUpper | Op::TrimLower) => {
+            ElemResult::Value(StepValue::H(Arc::new(hops::trim(h, *x, op == Op::TrimUpper))), true)
+        }
+        (StepValue::F(_), StepValue::F(_)) if matches!(op, Op::TrimUpper | Op::TrimLower) => {
+            ElemResult::Incompatible("float", "float")
+        }
         (StepValue::F(a), StepValue::F(b)) => {
             let (v, keep) = float_op(op, *a, *b);
             ElemResult::Value(StepValue::F(v), keep)
@@ -118,7 +137,7 @@ fn elem_op(op: Op, l: &StepValue, r: &StepValue) -> ElemResult {
         },
         (StepValue::H(h), StepValue::F(b)) => match op {
             Op::Mul => ElemResult::Value(StepValue::H(Arc::new(scaled(h, *b))), true),
-            Op::Div => ElemResult::Value(StepValue::H(Arc::new(scaled(h, 1.0 / *b))), true),
+            Op::Div => ElemResult::Value(StepValue::H(Arc::new(hops::div(h, *b))), true),
             _ => ElemResult::Incompatible("histogram", "float"),
         },
         (StepValue::H(a), StepValue::H(b)) => match op {
@@ -129,7 +148,11 @@ fn elem_op(op: Op, l: &StepValue, r: &StepValue) -> ElemResult {
                     hops::sub(a, b)
                 };
                 match r {
-                    Ok((h, _)) => ElemResult::Value(StepValue::H(Arc::new(hops::compact(h))), true),
+                    Ok((h, true)) => ElemResult::Reconciled(
+                        StepValue::H(Arc::new(hops::compact(h))),
+                        if op == Op::Add { "addition" } else { "subtraction" },
+                    ),
+                    Ok((h, false)) => ElemResult::Value(StepValue::H(Arc::new(hops::compact(h))), true),
                     Err(e) => ElemResult::Error(e),
                 }
             }
@@ -183,7 +206,10 @@ impl Matching {
 impl Evaluator<'_> {
     pub(super) fn eval_binary(&mut self, b: &BinaryExpr) -> Result<Ev, QueryError> {
         let op_s = b.op.to_string();
-        let op = Op::parse(&op_s).ok_or_else(|| QueryError::exec(format!("unknown binary operator {op_s:?}")))?;
+        let mut op = Op::parse(&op_s).ok_or_else(|| QueryError::exec(format!("unknown binary operator {op_s:?}")))?;
+        if let Some(&keep_below) = self.trims.get(&(b as *const BinaryExpr as usize)) {
+            op = if keep_below { Op::TrimUpper } else { Op::TrimLower };
+        }
         let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
         let lhs = self.eval(&b.lhs)?;
         let rhs = self.eval(&b.rhs)?;
@@ -270,7 +296,7 @@ impl Evaluator<'_> {
         let mut incompatible: Option<(&str, &str)> = None;
         for series in m {
             let mut o = Series::new(series.metric);
-            o.drop_name = series.drop_name || return_bool || !op.is_comparison();
+            o.drop_name = series.drop_name || return_bool || !op.keeps_name();
             for p in &series.floats {
                 let sv = s[idx(p.t)];
                 let (l, r) = if swap { (sv, p.v) } else { (p.v, sv) };
@@ -292,6 +318,7 @@ impl Evaluator<'_> {
                 let hv = StepValue::H(p.h.clone());
                 let (l, r) = if swap { (&sv, &hv) } else { (&hv, &sv) };
                 match elem_op(op, l, r) {
+                    ElemResult::Reconciled(v, _) => push_value(&mut o, p.t, v),
                     ElemResult::Value(v, keep) => {
                         if return_bool {
                             o.floats.push(FPoint {
@@ -422,6 +449,7 @@ impl Evaluator<'_> {
         let mut last_t: Vec<i64> = Vec::new();
         let mut incompatible: Option<(&str, &str)> = None;
         let mut hist_error: Option<hops::OpError> = None;
+        let mut reconciled: Option<&'static str> = None;
         let mut right: HashMap<usize, (usize, StepValue)> = HashMap::new();
         let mut matched: HashMap<usize, Vec<usize>> = HashMap::new();
         for step in 0..steps {
@@ -458,6 +486,10 @@ impl Evaluator<'_> {
                 let (a, b) = if swapped { (rv, &lv) } else { (&lv, rv) };
                 let (value, keep) = match elem_op(op, a, b) {
                     ElemResult::Value(v, k) => (v, k),
+                    ElemResult::Reconciled(v, what) => {
+                        reconciled = Some(what);
+                        (v, true)
+                    }
                     ElemResult::Incompatible(x, y) => {
                         incompatible = Some((x, y));
                         continue;
@@ -472,7 +504,7 @@ impl Evaluator<'_> {
                     Some(&oi) => oi,
                     None => {
                         let metric = result_metric(&s.metric, &rhs[*j].metric, m);
-                        let drop_name = return_bool || !op.is_comparison() || s.drop_name;
+                        let drop_name = return_bool || !op.keeps_name() || s.drop_name;
                         let oi = match by_labels.get(&metric) {
                             Some(&oi) if out[oi].drop_name == drop_name => oi,
                             _ => {
@@ -530,6 +562,10 @@ impl Evaluator<'_> {
                 ),
                 pos,
             );
+        }
+        if let Some(what) = reconciled {
+            self.annotations
+                .info(format!("mismatched custom buckets were reconciled during {what}"), pos);
         }
         if let Some(e) = hist_error {
             let msg = match e {

@@ -608,8 +608,17 @@ impl Evaluator<'_> {
         }
         if n.custom_buckets_reconciled {
             let _ = func;
-            self.annotations
-                .info("mismatched custom buckets were reconciled during subtraction", pos);
+            self.annotations.info(
+                format!(
+                    "mismatched custom buckets were reconciled during {}",
+                    if matches!(func, "sum_over_time" | "avg_over_time") {
+                        "aggregation"
+                    } else {
+                        "subtraction"
+                    }
+                ),
+                pos,
+            );
         }
     }
 

@@ -16,6 +16,12 @@ use crate::value::{FPoint, HPoint, Matrix, Series};
 /// Sum (or incremental mean) of the histograms of a window.
 pub(crate) fn sum_or_avg_histograms(points: &[HPoint], avg: bool, notes: &mut Notes) -> Option<FloatHistogram> {
     let mut acc = (*points.first()?.h).clone();
+    let mut hint = acc.counter_reset_hint;
+    for p in &points[1..] {
+        let (h, collision) = hops::fold_hint(hint, p.h.counter_reset_hint);
+        hint = h;
+        notes.conflicting_resets |= collision;
+    }
     for (i, p) in points.iter().enumerate().skip(1) {
         let r = if avg {
             let count = (i + 1) as f64;
@@ -42,7 +48,7 @@ pub(crate) fn sum_or_avg_histograms(points: &[HPoint], avg: bool, notes: &mut No
             }
         }
     }
-    acc.counter_reset_hint = hypnos_model::CounterResetHint::Gauge;
+    acc.counter_reset_hint = hint;
     Some(hops::compact(acc))
 }
 
@@ -70,7 +76,8 @@ pub(crate) fn native_quantile(q: f64, h: &FloatHistogram) -> f64 {
             continue;
         }
         count += b.count;
-        if count >= rank_total {
+        // Exactly reaching the rank at a bucket's end moves on to the next populated bucket.
+        if count > rank_total || (count == rank_total && count >= h.count) {
             break;
         }
     }
@@ -386,7 +393,11 @@ impl Evaluator<'_> {
         let name = c.func.name;
         match name {
             "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev" | "histogram_stdvar" => {
-                let m = self.vector_arg(args[0])?;
+                let stats = matches!(name, "histogram_count" | "histogram_sum" | "histogram_avg");
+                let saved = std::mem::replace(&mut self.stats_decoding, stats);
+                let m = self.vector_arg(args[0]);
+                self.stats_decoding = saved;
+                let m = m?;
                 let out = m
                     .into_iter()
                     .filter_map(|s| {
@@ -439,7 +450,10 @@ impl Evaluator<'_> {
                     }
                 }
                 let pos = self.position(vec_arg);
-                let m = self.vector_arg(vec_arg)?;
+                let saved = std::mem::replace(&mut self.stats_decoding, false);
+                let m = self.vector_arg(vec_arg);
+                self.stats_decoding = saved;
+                let m = m?;
                 self.histogram_quantile_or_fraction(m, &params, fraction, pos)
             }
             "histogram_quantiles" => {

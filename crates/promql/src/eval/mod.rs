@@ -53,8 +53,15 @@ pub(crate) struct Evaluator<'a> {
     pub guard: &'a Guard,
     pub current_samples: usize,
     pub annotations: Annotations,
+    /// Trim operators parsed as `atan2` (see `parser::parse_query`).
+    pub trims: &'a HashMap<usize, bool>,
+    /// Inside `histogram_count/sum/avg`: selectors read histograms like Prometheus's
+    /// HistogramStatsIterator, which detects counter resets sample by sample.
+    pub stats_decoding: bool,
     checks: u32,
 }
+
+static NO_TRIMS: std::sync::LazyLock<HashMap<usize, bool>> = std::sync::LazyLock::new(HashMap::new);
 
 /// A series' samples in one window.
 pub(crate) struct Window<'s> {
@@ -90,6 +97,8 @@ impl<'a> Evaluator<'a> {
             guard,
             current_samples: 0,
             annotations: Annotations::default(),
+            trims: &NO_TRIMS,
+            stats_decoding: false,
             checks: 0,
         }
     }
@@ -171,6 +180,7 @@ impl<'a> Evaluator<'a> {
                         for p in &mut s.histograms {
                             let mut h = (*p.h).clone();
                             crate::histogram_ops::scale(&mut h, -1.0);
+                            h.counter_reset_hint = hypnos_model::CounterResetHint::Gauge;
                             p.h = Arc::new(h);
                         }
                         s.drop_name = true;
@@ -208,6 +218,13 @@ impl<'a> Evaluator<'a> {
         let mut out = Vec::new();
         for s in self.selected(vs) {
             self.check("query execution")?;
+            let stats;
+            let s = if self.stats_decoding && !s.histograms.is_empty() {
+                stats = stats_hints(s);
+                &stats
+            } else {
+                s
+            };
             let mut series = Series::new(s.labels.clone());
             let (mut fi, mut hi) = (0usize, 0usize);
             for i in 0..steps {
@@ -313,10 +330,15 @@ impl<'a> Evaluator<'a> {
                 } else {
                     SrcPoints::Shared(s.clone())
                 };
+                let hists = if self.stats_decoding && !s.histograms.is_empty() {
+                    SrcHists::Owned(stats_hints(s).histograms)
+                } else {
+                    SrcHists::Shared(s.clone())
+                };
                 SrcSeries {
                     metric: s.labels.clone(),
                     floats,
-                    hists: SrcHists::Shared(s.clone()),
+                    hists,
                     drop_name: false,
                 }
             })
@@ -350,6 +372,7 @@ impl<'a> Evaluator<'a> {
             start += step;
         }
         let saved = (self.start, self.end, self.interval);
+        let saved_stats = std::mem::replace(&mut self.stats_decoding, false);
         self.start = start;
         self.end = end;
         self.interval = step;
@@ -360,6 +383,7 @@ impl<'a> Evaluator<'a> {
         };
         let steps: Vec<i64> = (0..self.num_steps()).map(|i| self.step_ts(i)).collect();
         (self.start, self.end, self.interval) = saved;
+        self.stats_decoding = saved_stats;
         let m = match res? {
             Ev::Vector(m) => m,
             Ev::Scalar(v) => vec![Series {
@@ -476,6 +500,28 @@ fn subquery_hints(mut points: Vec<HPoint>) -> Vec<HPoint> {
         }
     }
     points
+}
+
+/// A copy of a stored series whose histograms carry the reset hints Prometheus's
+/// HistogramStatsIterator computes: each histogram with an unknown hint is compared to its
+/// predecessor.
+fn stats_hints(s: &crate::storage::StorageSeries) -> crate::storage::StorageSeries {
+    use hypnos_model::CounterResetHint as Hint;
+    let mut out = s.clone();
+    for i in 1..out.histograms.len() {
+        if out.histograms[i].h.counter_reset_hint != Hint::Unknown {
+            continue;
+        }
+        let reset = crate::histogram_ops::detect_reset(&s.histograms[i].h, &s.histograms[i - 1].h);
+        let mut h = (*out.histograms[i].h).clone();
+        h.counter_reset_hint = if reset {
+            Hint::CounterReset
+        } else {
+            Hint::NotCounterReset
+        };
+        out.histograms[i].h = Arc::new(h);
+    }
+    out
 }
 
 /// Labels without `__name__` when the sample is marked for name removal.

@@ -31,6 +31,7 @@ pub(crate) struct Notes {
     pub incompatible_custom_buckets: bool,
     pub histograms_ignored: bool,
     pub custom_buckets_reconciled: bool,
+    pub conflicting_resets: bool,
 }
 
 /// Prometheus's `extrapolatedRate` for rate/increase/delta.
