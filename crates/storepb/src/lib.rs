@@ -8,6 +8,7 @@
 //! - [`chunk`]: the Thanos ↔ TSDB chunk-encoding mapping and xxhash64 chunk hashes.
 //! - [`hints`]: `google.protobuf.Any` packing of the store-gateway hints.
 //! - [`shard`]: the `ShardInfo` series-to-shard rule.
+//! - [`request`]: decoded `SeriesRequest`s, external-label matching, batching and `limit`.
 //! - [`api`]: the [`StoreApi`] trait components implement, and its tonic adapter.
 //! - [`server`] / [`client`]: transport helpers with Thanos's message-size limits and keepalive.
 
@@ -16,6 +17,7 @@ pub mod chunk;
 pub mod client;
 pub mod convert;
 pub mod hints;
+pub mod request;
 pub mod server;
 pub mod shard;
 
