@@ -61,6 +61,25 @@ async fn s3_block_upload_discovery_delete() {
     assert!(list_blocks(bkt.as_ref(), 8).await.unwrap().complete.is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_over_https_with_rustls_ring() {
+    let moto = MotoServer::start_tls().await.unwrap();
+    moto.create_bucket("tls").await.unwrap();
+    let yaml = moto.objstore_yaml("tls", "");
+    assert!(yaml.contains("insecure: false"), "{yaml}");
+    let bkt = load_bucket(None, Some(&yaml)).unwrap();
+    bkt.put("a/b", Bytes::from_static(b"over tls")).await.unwrap();
+    assert_eq!(&bkt.get("a/b").await.unwrap()[..], b"over tls");
+    assert_eq!(&bkt.get_range("a/b", 5..8).await.unwrap()[..], b"tls");
+
+    // Without skipping verification the self-signed certificate is refused, with a clear error.
+    let strict = yaml.replace("insecure_skip_verify: true", "insecure_skip_verify: false") + "  max_retries: 1\n";
+    let bkt = load_bucket(None, Some(&strict)).unwrap();
+    let err = bkt.get("a/b").await.unwrap_err();
+    assert!(!err.is_not_found(), "{err}");
+    assert!(format!("{err:?}").contains("InvalidCertificate"), "{err:?}");
+}
+
 /// Like [`MotoServer::objstore_yaml`], plus retries and a small part size so that uploads
 /// above 5 MiB go up in several parts.
 fn s3_yaml(port: u16, bucket: &str, prefix: &str) -> String {
