@@ -139,6 +139,11 @@ impl Engine {
                 }));
             }
         }
+        // Every step holds at least one value; refuse before allocating per-step buffers.
+        let steps = if step > 0 { (end - start) / step + 1 } else { 1 };
+        if usize::try_from(steps).unwrap_or(usize::MAX) > self.options.max_samples {
+            return Err(QueryError::TooManySamples("query execution"));
+        }
         let guard = Guard {
             max_samples: self.options.max_samples,
             deadline: Some(began + self.options.timeout),

@@ -34,10 +34,36 @@ pub fn parse(query: &str) -> Result<Expr, ParseError> {
             position: Some((1, 1)),
         });
     }
-    promql_parser::parser::parse(query).map_err(|message| ParseError {
-        message,
-        position: None,
+    promql_parser::parser::parse(query).map_err(|message| {
+        let position = error_position(query, &message);
+        ParseError { message, position }
     })
+}
+
+/// promql-parser reports no positions; for the errors whose place is evident from the
+/// message we compute it as Prometheus would report it.
+fn error_position(query: &str, message: &str) -> Option<(usize, usize)> {
+    let at = |byte: usize| {
+        let before = &query[..byte];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (line, col)
+    };
+    if message.starts_with("unclosed") || message.contains("end of input") {
+        return Some(at(query.trim_end().len()));
+    }
+    if message.starts_with("unexpected right parenthesis") {
+        let mut depth = 0i32;
+        for (i, c) in query.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' if depth == 0 => return Some(at(i)),
+                ')' => depth -= 1,
+                _ => {}
+            }
+        }
+    }
+    None
 }
 
 /// A parsed query plus what the pre-pass rewrote: the histogram trim operators `</` and

@@ -118,7 +118,7 @@ impl<'a> Evaluator<'a> {
     /// Checks the deadline and the cancel flag; cheap enough to call per step.
     pub fn check(&mut self, stage: &'static str) -> Result<(), QueryError> {
         self.checks = self.checks.wrapping_add(1);
-        if !self.checks.is_multiple_of(64) {
+        if self.checks % 64 != 1 {
             return Ok(());
         }
         if let Some(c) = &self.guard.cancel
@@ -370,6 +370,9 @@ impl<'a> Evaluator<'a> {
         let mut start = step * lo.div_euclid(step);
         if start <= lo {
             start += step;
+        }
+        if start <= end && usize::try_from((end - start) / step + 1).unwrap_or(usize::MAX) > self.guard.max_samples {
+            return Err(QueryError::TooManySamples("query execution"));
         }
         let saved = (self.start, self.end, self.interval);
         let saved_stats = std::mem::replace(&mut self.stats_decoding, false);
