@@ -60,11 +60,4 @@ pub mod component {
     pub const DEBUG: &str = "debug";
 }
 
-/// Paths for tests in other crates that drive the independent Python StoreAPI client.
-pub mod testing {
-    /// The `.proto` files, laid out like upstream (`-I` root for protoc / grpcio-tools).
-    pub const PROTO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/proto");
-    /// `python/storeapi_client.py`: generates stubs with grpcio-tools at run time, calls one
-    /// RPC, decodes XOR chunks in Python and prints JSON (see the script's docstring).
-    pub const PYTHON_CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/storeapi_client.py");
-}
+pub mod testing;

@@ -17,7 +17,7 @@ use hypnos_model::Labels;
 use hypnos_storepb::chunk::raw_aggr_chunk;
 use hypnos_storepb::convert::{label_sets_to_proto, labels_to_proto, matchers_from_proto};
 use hypnos_storepb::info::{InfoResponse, StoreInfo};
-use hypnos_storepb::testing::{PROTO_DIR, PYTHON_CLIENT};
+use hypnos_storepb::testing::{promtool_dump, python_client, python_series, same_samples};
 use hypnos_storepb::thanos::{
     AggrChunk, LabelNamesRequest, LabelNamesResponse, LabelValuesRequest, LabelValuesResponse, Series, SeriesRequest,
     SeriesResponse,
@@ -128,16 +128,10 @@ fn promtool_block(dir: &Path, name: &str, job: &str, seed: u64) -> PromtoolBlock
         .collect();
     assert_eq!(blocks.len(), 1, "want one block in {}", data.display());
     // `promtool tsdb dump` wants a WAL directory next to the blocks.
-    std::fs::create_dir_all(data.join("wal")).unwrap();
-    let dump = run(std::process::Command::new("promtool").args(["tsdb", "dump"]).arg(&data));
-    let samples = dump
-        .lines()
-        .map(|line| {
-            let (_, rest) = line.rsplit_once("} ").unwrap();
-            let (v, t) = rest.split_once(' ').unwrap();
-            (t.parse().unwrap(), v.parse().unwrap())
-        })
-        .collect();
+    let mut dumped = promtool_dump(&data).unwrap();
+    assert_eq!(dumped.len(), 1, "one series per block");
+    let (dump_labels, samples) = dumped.remove(0);
+    assert_eq!(dump_labels["job"], job);
     let chunks = read_segment(&blocks[0].join("chunks/000001"))
         .into_iter()
         .map(|(enc, data)| raw_aggr_chunk(0, i64::MAX, enc, data).unwrap())
@@ -210,24 +204,7 @@ impl StoreApi for BlockStore {
 }
 
 async fn python(addr: &str, args: &[&str]) -> Value {
-    let out = tokio::process::Command::new("python3")
-        .arg(PYTHON_CLIENT)
-        .args(["--proto-dir", PROTO_DIR, "--addr", addr])
-        .args(args)
-        .output()
-        .await
-        .expect("running python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "python client {args:?}: {e}; stdout: {stdout}; stderr: {stderr} (pip install grpcio grpcio-tools protobuf)"
-        )
-    })
-}
-
-fn same_value(a: f64, b: f64) -> bool {
-    (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits()
+    python_client(addr, args).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,27 +240,14 @@ async fn python_client_decodes_promtool_chunks() {
     assert_eq!(info["store"]["supports_without_replica_labels"], true, "{info}");
 
     let got = python(&addr, &["series", "--matcher", "__name__", "=", "demo_metric"]).await;
-    let got_series = got["series"].as_array().unwrap();
+    let got_series = python_series(&got).unwrap();
     assert_eq!(got_series.len(), 2, "{got}");
-    for (want, s) in blocks.iter().zip(got_series) {
-        assert_eq!(s["labels"]["job"], want.labels.get("job").unwrap());
-        let mut samples = Vec::new();
-        for c in s["chunks"].as_array().unwrap() {
-            assert_eq!(c["encoding"], "XOR");
-            assert_eq!(c["hash_ok"], true, "chunk hash must be xxhash64 of its data: {c}");
-            for pair in c["samples"].as_array().unwrap() {
-                let t = pair[0].as_i64().unwrap();
-                let v = f64::from_bits(pair[1].as_u64().unwrap());
-                samples.push((t, v));
-            }
-        }
-        assert_eq!(samples.len(), want.dump.len());
-        for (i, ((gt, gv), (wt, wv))) in samples.iter().zip(&want.dump).enumerate() {
-            assert!(
-                gt == wt && same_value(*gv, *wv),
-                "sample {i}: python decoded ({gt}, {gv}), promtool dumped ({wt}, {wv})"
-            );
-        }
+    for c in got["series"][0]["chunks"].as_array().unwrap() {
+        assert_eq!(c["encoding"], "XOR");
+    }
+    for (want, (labels, samples)) in blocks.iter().zip(&got_series) {
+        assert_eq!(labels["job"], want.labels.get("job").unwrap());
+        same_samples(samples, &want.dump).unwrap_or_else(|e| panic!("python decoded vs promtool dumped: {e}"));
     }
 
     let only_b = python(&addr, &["series", "--matcher", "job", "=~", "b|c", "--skip-chunks"]).await;
