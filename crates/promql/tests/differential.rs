@@ -39,7 +39,10 @@ impl Rng {
 }
 
 /// Series as (labels, samples) with jittered timestamps.
-fn generate() -> Vec<(Vec<(&'static str, String)>, Vec<(i64, f64)>)> {
+/// A series: label pairs (name first) and (timestamp ms, value) samples.
+type TestSeries = (Vec<(&'static str, String)>, Vec<(i64, f64)>);
+
+fn generate() -> Vec<TestSeries> {
     let mut rng = Rng(42);
     let mut out = Vec::new();
     let times = |rng: &mut Rng| -> Vec<i64> {
@@ -180,7 +183,7 @@ fn fmt_ts(t: i64) -> String {
     format!("{}.{:03}", t.div_euclid(1000), t.rem_euclid(1000))
 }
 
-fn openmetrics(data: &[(Vec<(&'static str, String)>, Vec<(i64, f64)>)]) -> String {
+fn openmetrics(data: &[TestSeries]) -> String {
     let mut s = String::new();
     for (labels, samples) in data {
         let name = &labels[0].1;
