@@ -212,5 +212,14 @@ mod tests {
             let ls = Labels::from_pairs(pairs);
             prop_assert_eq!(labels_from_proto(labels_to_proto(&ls)), ls);
         }
+
+        #[test]
+        fn matchers_round_trip(op in 0i32..4, name in "[a-z_]{1,8}", value in "[a-z0-9|.*]{0,12}") {
+            let pm = LabelMatcher { r#type: op, name, value };
+            // Random values may not be valid regexes; those must fail cleanly, never panic.
+            if let Ok(m) = matcher_from_proto(&pm) {
+                prop_assert_eq!(matcher_to_proto(&m), pm);
+            }
+        }
     }
 }
