@@ -156,7 +156,10 @@ async fn self_load(rps: f64, self_url: String) {
 }
 
 /// Serves the demo service until `shutdown` resolves.
-pub async fn run(args: DemoAppArgs, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn run(
+    args: DemoAppArgs,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let app = DemoApp::new(&args);
     let listener = tokio::net::TcpListener::bind(args.listen_address).await?;
     let local = listener.local_addr()?;
@@ -169,7 +172,9 @@ pub async fn run(args: DemoAppArgs, shutdown: impl std::future::Future<Output = 
     tracing::info!(address = %local, "demo-app listening");
     let populator = tokio::spawn(populate(app.clone(), args.populate_interval, self_url.clone()));
     let load = (args.self_load > 0.0).then(|| tokio::spawn(self_load(args.self_load, self_url)));
-    let result = axum::serve(listener, app.router()).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, app.router())
+        .with_graceful_shutdown(shutdown)
+        .await;
     populator.abort();
     if let Some(l) = load {
         l.abort();
@@ -183,7 +188,10 @@ mod tests {
 
     #[test]
     fn body_must_be_an_object_of_numbers() {
-        assert_eq!(parse_sessions(br#"{"prod": 69420}"#), Some(vec![("prod".into(), 69420.0)]));
+        assert_eq!(
+            parse_sessions(br#"{"prod": 69420}"#),
+            Some(vec![("prod".into(), 69420.0)])
+        );
         assert_eq!(parse_sessions(b"{}"), Some(vec![]));
         assert_eq!(parse_sessions(b""), None);
         assert_eq!(parse_sessions(b"[1]"), None);

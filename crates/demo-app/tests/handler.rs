@@ -24,7 +24,14 @@ async fn start() -> (String, tokio::task::JoinHandle<()>) {
 }
 
 async fn metrics_text(client: &reqwest::Client, url: &str) -> String {
-    client.get(format!("{url}/metrics")).send().await.unwrap().text().await.unwrap()
+    client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -47,13 +54,24 @@ async fn good_body_sets_gauge_and_counts() {
     let (url, _task) = start().await;
     let client = reqwest::Client::new();
     for _ in 0..20 {
-        let resp = client.post(format!("{url}/throw-random-response")).body(r#"{"prod": 69420}"#).send().await.unwrap();
+        let resp = client
+            .post(format!("{url}/throw-random-response"))
+            .body(r#"{"prod": 69420}"#)
+            .send()
+            .await
+            .unwrap();
         assert!([200, 502, 504, 400].contains(&resp.status().as_u16()));
         assert_eq!(resp.text().await.unwrap(), "OK");
     }
     let text = metrics_text(&client, &url).await;
-    assert!(text.contains("instances_active_session{instance_name=\"prod\"} 69420\n"), "{text}");
-    assert!(text.contains("instances_active_session{instance_name=\"production\"} 15\n"), "{text}");
+    assert!(
+        text.contains("instances_active_session{instance_name=\"prod\"} 69420\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("instances_active_session{instance_name=\"production\"} 15\n"),
+        "{text}"
+    );
     assert!(text.contains("total_http_requests 20\n"), "{text}");
     assert!(text.contains("# TYPE request_duration_seconds histogram"), "{text}");
     assert!(text.contains("le=\"0.005\"}"), "{text}");
@@ -81,7 +99,8 @@ async fn protobuf_when_asked() {
     let mut buf = &body[..];
     let mut names = Vec::new();
     while !buf.is_empty() {
-        let mf: hypnos_demo_app::metrics::proto::MetricFamily = prost::Message::decode_length_delimited(&mut buf).unwrap();
+        let mf: hypnos_demo_app::metrics::proto::MetricFamily =
+            prost::Message::decode_length_delimited(&mut buf).unwrap();
         if mf.name.as_deref() == Some("request_duration_seconds_native") {
             let h = mf.metric[0].histogram.as_ref().unwrap();
             assert_eq!(h.schema, Some(-1));
@@ -92,8 +111,16 @@ async fn protobuf_when_asked() {
         }
         names.push(mf.name.unwrap());
     }
-    assert!(names.windows(2).all(|w| w[0] < w[1]), "families sorted by name: {names:?}");
-    for want in ["instances_active_session", "request_duration_seconds_native", "request_duration_seconds_native2", "total_http_requests"] {
+    assert!(
+        names.windows(2).all(|w| w[0] < w[1]),
+        "families sorted by name: {names:?}"
+    );
+    for want in [
+        "instances_active_session",
+        "request_duration_seconds_native",
+        "request_duration_seconds_native2",
+        "total_http_requests",
+    ] {
         assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
     }
 }

@@ -21,6 +21,13 @@ pub struct DemoArgs {
     /// Requests per second the demo-app sends itself, so that the graphs move.
     #[arg(long = "self-load", default_value_t = 5.0)]
     pub self_load: f64,
+    /// Object storage for the uploaded blocks (Thanos objstore YAML, e.g. `type: S3`); by
+    /// default a FILESYSTEM bucket under `--data-dir`.
+    #[arg(long = "objstore.config-file")]
+    pub objstore_config_file: Option<PathBuf>,
+    /// Also start the sidecars, the bucket, the store gateway and the querier (being built).
+    #[arg(long = "thanos-components", default_value_t = false, hide = true)]
+    pub thanos_components: bool,
     /// Scrape and evaluation interval of the demo's Prometheus servers.
     #[arg(long = "scrape-interval", default_value = "15s")]
     pub scrape_interval: String,

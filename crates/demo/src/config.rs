@@ -38,7 +38,10 @@ impl PrometheusConfig {
         }
         y.push_str("scrape_configs:\n");
         for j in &self.jobs {
-            y.push_str(&format!("  - job_name: {}\n    static_configs:\n      - targets:\n", quoted(&j.name)));
+            y.push_str(&format!(
+                "  - job_name: {}\n    static_configs:\n      - targets:\n",
+                quoted(&j.name)
+            ));
             for t in &j.targets {
                 y.push_str(&format!("          - {}\n", quoted(t)));
             }
@@ -60,6 +63,8 @@ mod tests {
         };
         let y = c.to_yaml();
         assert!(y.contains("  external_labels:\n    cluster: \"ap-south1\"\n    replica: \"0\"\n"));
-        assert!(y.contains("  - job_name: \"demo-app\"\n    static_configs:\n      - targets:\n          - \"127.0.0.1:8080\"\n"));
+        assert!(y.contains(
+            "  - job_name: \"demo-app\"\n    static_configs:\n      - targets:\n          - \"127.0.0.1:8080\"\n"
+        ));
     }
 }

@@ -31,7 +31,9 @@ fn find_program(program: &Path) -> Option<PathBuf> {
         return program.is_file().then(|| program.to_path_buf());
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
 }
 
 fn check_ports_free(topology: &Topology) -> Result<(), DemoError> {
@@ -128,6 +130,9 @@ pub async fn run(args: DemoArgs, hypnos_exe: PathBuf, shutdown: impl Future<Outp
 
     let log_dir = args.data_dir.join("logs");
     std::fs::create_dir_all(&log_dir).map_err(io(format!("creating {}", log_dir.display())))?;
+    for d in &topology.dirs {
+        std::fs::create_dir_all(d).map_err(io(format!("creating {}", d.display())))?;
+    }
     for (path, content) in &topology.files {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io(format!("creating {}", parent.display())))?;
@@ -153,9 +158,16 @@ pub async fn run(args: DemoArgs, hypnos_exe: PathBuf, shutdown: impl Future<Outp
         }
     }
 
-    println!("\nHypnos demo is up. Data, configs and logs are in {}\n", args.data_dir.display());
+    println!(
+        "\nHypnos demo is up. Data, configs and logs are in {}\n",
+        args.data_dir.display()
+    );
     println!("{}", topology.url_table());
-    println!("Try: curl -s '{}/api/v1/query?query=instances_active_session'", topology.components[1].url());
+    let entry = topology.entry_point().unwrap_or(&topology.components[1]);
+    println!(
+        "Try: curl -s '{}/api/v1/query?query=instances_active_session'",
+        entry.url()
+    );
     println!("Press Ctrl-C to stop everything.\n");
 
     tokio::pin!(shutdown);

@@ -32,6 +32,8 @@ impl Component {
 pub struct Topology {
     pub components: Vec<Component>,
     pub files: Vec<(PathBuf, String)>,
+    /// Directories that must exist before start (the FILESYSTEM bucket).
+    pub dirs: Vec<PathBuf>,
 }
 
 struct PromSpec {
@@ -72,6 +74,8 @@ const PROMETHEUS: [PromSpec; 3] = [
 ];
 
 const DEMO_APP_PORT: u16 = 8080;
+const QUERIER_HTTP_PORT: u16 = 29090;
+const QUERIER_GRPC_PORT: u16 = 29190;
 
 impl Topology {
     /// The seed's topology with what Hypnos implements today: the demo-app and the three
@@ -104,8 +108,12 @@ impl Topology {
             if p.ha {
                 jobs.push(ScrapeJob::new("demo-app", vec![app.http_addr.clone()]));
                 jobs.push(ScrapeJob::new("prometheus", ha_targets.clone()));
+                jobs.push(ScrapeJob::new("sidecar", vec![addr(19091), addr(19092)]));
+                jobs.push(ScrapeJob::new("store", vec![addr(19094)]));
+                jobs.push(ScrapeJob::new("query", vec![addr(QUERIER_HTTP_PORT)]));
             } else {
                 jobs.push(ScrapeJob::new("prometheus", vec![addr(p.port)]));
+                jobs.push(ScrapeJob::new("sidecar", vec![addr(19090)]));
             }
             let cfg = PrometheusConfig {
                 scrape_interval: args.scrape_interval.clone(),
@@ -144,7 +152,106 @@ impl Topology {
             });
         }
         components.insert(0, app);
-        Topology { components, files }
+        let mut topology = Topology {
+            components,
+            files,
+            dirs: Vec::new(),
+        };
+        if args.thanos_components {
+            topology.add_thanos_components(args, hypnos_exe, &addr);
+        }
+        topology
+    }
+
+    /// The sidecars, the bucket, the store gateway and the querier of the seed's layout.
+    fn add_thanos_components(&mut self, args: &DemoArgs, hypnos_exe: &Path, addr: &dyn Fn(u16) -> String) {
+        let data_dir = &args.data_dir;
+        let objstore = match &args.objstore_config_file {
+            Some(p) => p.clone(),
+            None => {
+                let path = data_dir.join("config").join("bucket.yml");
+                let bucket_dir = data_dir.join("bucket");
+                self.files.push((
+                    path.clone(),
+                    format!("type: FILESYSTEM\nconfig:\n  directory: \"{}\"\n", bucket_dir.display()),
+                ));
+                self.dirs.push(bucket_dir);
+                path
+            }
+        };
+        let hypnos = |name: &str, role: &'static str, http: u16, grpc: u16, args: Vec<String>| Component {
+            name: name.into(),
+            program: hypnos_exe.to_path_buf(),
+            args,
+            http_addr: addr(http),
+            ready_path: "/-/ready",
+            role,
+            grpc_addr: Some(addr(grpc)),
+        };
+        let sidecars = [
+            ("sidecar-0", 19091, 19191, &PROMETHEUS[0], true),
+            ("sidecar-1", 19092, 19192, &PROMETHEUS[1], false),
+            ("sidecar-2", 19090, 19190, &PROMETHEUS[2], false),
+        ];
+        let mut endpoints = Vec::new();
+        for (name, http, grpc, prom, upload) in sidecars {
+            let mut a = vec![
+                "sidecar".to_string(),
+                format!("--prometheus.url=http://{}", addr(prom.port)),
+                format!("--tsdb.path={}", data_dir.join("data").join(prom.data).display()),
+                format!("--http-address={}", addr(http)),
+                format!("--grpc-address={}", addr(grpc)),
+                format!(
+                    "--reloader.config-file={}",
+                    data_dir.join("config").join(format!("{}.yml", prom.name)).display()
+                ),
+            ];
+            if upload {
+                a.push(format!("--objstore.config-file={}", objstore.display()));
+                a.push("--shipper.upload-compacted".into());
+            }
+            let role = if upload {
+                "sidecar: StoreAPI + uploads blocks to the bucket"
+            } else {
+                "sidecar: StoreAPI"
+            };
+            endpoints.push(addr(grpc));
+            self.components.push(hypnos(name, role, http, grpc, a));
+        }
+        self.components.push(hypnos(
+            "store",
+            "store gateway over the bucket",
+            19094,
+            19194,
+            vec![
+                "store".into(),
+                format!("--objstore.config-file={}", objstore.display()),
+                format!("--data-dir={}", data_dir.join("store").display()),
+                format!("--http-address={}", addr(19094)),
+                format!("--grpc-address={}", addr(19194)),
+                "--sync-block-duration=1m".into(),
+            ],
+        ));
+        endpoints.push(addr(19194));
+        let mut q = vec![
+            "query".to_string(),
+            format!("--http-address={}", addr(QUERIER_HTTP_PORT)),
+            format!("--grpc-address={}", addr(QUERIER_GRPC_PORT)),
+            "--query.replica-label=replica".into(),
+        ];
+        q.extend(endpoints.iter().map(|e| format!("--endpoint={e}")));
+        self.components.push(hypnos(
+            "query",
+            "querier: PromQL over everything, deduplicated (open in a browser)",
+            QUERIER_HTTP_PORT,
+            QUERIER_GRPC_PORT,
+            q,
+        ));
+    }
+
+    /// The component users should query: the querier.
+    pub fn entry_point(&self) -> Option<&Component> {
+        self.components.iter().find(|c| c.name == "query")
     }
 
     /// The table printed once everything is up.
@@ -152,7 +259,11 @@ impl Topology {
         let width = self.components.iter().map(|c| c.name.len()).max().unwrap_or(0);
         let mut out = String::new();
         for c in &self.components {
-            let grpc = c.grpc_addr.as_deref().map(|g| format!("  grpc {g}")).unwrap_or_default();
+            let grpc = c
+                .grpc_addr
+                .as_deref()
+                .map(|g| format!("  grpc {g}"))
+                .unwrap_or_default();
             out.push_str(&format!("  {:width$}  {:28}{grpc}  {}\n", c.name, c.url(), c.role));
         }
         out

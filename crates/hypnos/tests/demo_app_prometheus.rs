@@ -49,9 +49,19 @@ async fn prometheus_scrapes_demo_app_with_native_histograms() {
     let prom = Prometheus::start(dir.path(), &config, &["--enable-feature=native-histograms"]);
 
     let client = reqwest::Client::new();
-    for (i, body) in [r#"{"prod": 69420}"#, r#"{"qa": 7}"#].iter().cycle().take(40).enumerate() {
+    for (i, body) in [r#"{"prod": 69420}"#, r#"{"qa": 7}"#]
+        .iter()
+        .cycle()
+        .take(40)
+        .enumerate()
+    {
         let path = if i % 2 == 0 { "/" } else { "/throw-random-response" };
-        let r = client.post(format!("{app_url}{path}")).body(*body).send().await.unwrap();
+        let r = client
+            .post(format!("{app_url}{path}"))
+            .body(*body)
+            .send()
+            .await
+            .unwrap();
         assert!([200, 400, 502, 504].contains(&r.status().as_u16()));
     }
 
@@ -81,7 +91,11 @@ async fn prometheus_scrapes_demo_app_with_native_histograms() {
     eventually("classic histogram and error counter moved", || async {
         let buckets = prom.query(r#"sum(request_duration_seconds_bucket{le="+Inf"})"#).await;
         let errors = prom.query("sum(request_error_counts)").await;
-        let count = buckets.first().and_then(|s| s["value"][1].as_str()).unwrap_or("0").to_string();
+        let count = buckets
+            .first()
+            .and_then(|s| s["value"][1].as_str())
+            .unwrap_or("0")
+            .to_string();
         let errs: f64 = errors
             .first()
             .and_then(|s| s["value"][1].as_str())
@@ -119,8 +133,15 @@ async fn prometheus_scrapes_demo_app_with_native_histograms() {
                 }
                 assert!(s["metric"]["method"] == "POST", "{s}");
             }
-            let total: f64 = r.iter().map(|s| s["histogram"][1]["count"].as_str().unwrap().parse::<f64>().unwrap()).sum();
-            if total == 40.0 { Ok(()) } else { Err(format!("count {total}")) }
+            let total: f64 = r
+                .iter()
+                .map(|s| s["histogram"][1]["count"].as_str().unwrap().parse::<f64>().unwrap())
+                .sum();
+            if total == 40.0 {
+                Ok(())
+            } else {
+                Err(format!("count {total}"))
+            }
         })
         .await;
     }

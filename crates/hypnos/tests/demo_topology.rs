@@ -67,7 +67,11 @@ async fn demo_brings_up_the_topology_and_stops_it() {
     }
     let printed = std::fs::read_to_string(&demo.log).unwrap();
     assert!(printed.contains(&prom), "URL table lists {prom}:\n{printed}");
-    for f in ["prometheus-0-apsouth1.yml", "prometheus-1-apsouth1.yml", "prometheus-0-apsouth2.yml"] {
+    for f in [
+        "prometheus-0-apsouth1.yml",
+        "prometheus-1-apsouth1.yml",
+        "prometheus-0-apsouth2.yml",
+    ] {
         let cfg = std::fs::read_to_string(dir.path().join(".hypnos-demo/config").join(f)).unwrap();
         assert!(cfg.contains("cluster: \"ap-south"), "{cfg}");
     }
@@ -85,6 +89,10 @@ async fn demo_brings_up_the_topology_and_stops_it() {
     }
     // Every Prometheus the demo started is gone: its port is free again.
     for p in [9090, 9091, 9092] {
-        assert!(std::net::TcpListener::bind(("127.0.0.1", p + offset)).is_ok(), "port {} still taken", p + offset);
+        assert!(
+            std::net::TcpListener::bind(("127.0.0.1", p + offset)).is_ok(),
+            "port {} still taken",
+            p + offset
+        );
     }
 }

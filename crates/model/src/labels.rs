@@ -85,12 +85,24 @@ impl Labels {
 
     /// A copy without the named labels.
     pub fn without(&self, names: &[&str]) -> Labels {
-        Labels(self.0.iter().filter(|l| !names.contains(&l.name.as_str())).cloned().collect())
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| !names.contains(&l.name.as_str()))
+                .cloned()
+                .collect(),
+        )
     }
 
     /// A copy keeping only the named labels.
     pub fn keep_only(&self, names: &[&str]) -> Labels {
-        Labels(self.0.iter().filter(|l| names.contains(&l.name.as_str())).cloned().collect())
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| names.contains(&l.name.as_str()))
+                .cloned()
+                .collect(),
+        )
     }
 
     /// A copy without `__name__`.

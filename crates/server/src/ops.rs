@@ -72,6 +72,9 @@ async fn ready(State(s): State<OpsState>) -> impl IntoResponse {
     if s.readiness.is_ready() {
         (StatusCode::OK, format!("{} is Ready.\n", s.component))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, format!("{} is not ready.\n", s.component))
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{} is not ready.\n", s.component),
+        )
     }
 }

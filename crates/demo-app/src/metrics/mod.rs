@@ -71,12 +71,17 @@ impl DemoMetrics {
     }
 
     pub fn set_active_sessions(&self, instance_name: &str, value: f64) {
-        self.lock().instances_active_session.insert(instance_name.to_string(), value);
+        self.lock()
+            .instances_active_session
+            .insert(instance_name.to_string(), value);
     }
 
     pub fn add_active_sessions(&self, instance_name: &str, delta: f64) -> f64 {
         let mut s = self.lock();
-        let v = s.instances_active_session.entry(instance_name.to_string()).or_insert(0.0);
+        let v = s
+            .instances_active_session
+            .entry(instance_name.to_string())
+            .or_insert(0.0);
         *v += delta;
         *v
     }

@@ -41,7 +41,11 @@ fn frexp(v: f64) -> (f64, i32) {
 
 /// The bucket key of `|v|` at a non-positive `schema` (the only ones the demo uses).
 fn bucket_key(schema: i32, v: f64) -> i32 {
-    let (is_inf, v) = if v.is_infinite() { (true, f64::MAX) } else { (false, v.abs()) };
+    let (is_inf, v) = if v.is_infinite() {
+        (true, f64::MAX)
+    } else {
+        (false, v.abs())
+    };
     let (frac, exp) = frexp(v);
     let mut key = exp;
     if frac == 0.5 {

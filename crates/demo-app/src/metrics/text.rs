@@ -14,7 +14,14 @@ fn escape_help(v: &str) -> String {
     v.replace('\\', r"\\").replace('\n', r"\n")
 }
 
-fn write_sample(out: &mut String, name: &str, suffix: &str, labels: &[(&str, String)], extra: Option<(&str, &str)>, v: f64) {
+fn write_sample(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    labels: &[(&str, String)],
+    extra: Option<(&str, &str)>,
+    v: f64,
+) {
     out.push_str(name);
     out.push_str(suffix);
     if !labels.is_empty() || extra.is_some() {
@@ -56,7 +63,14 @@ pub fn encode(families: &[Family]) -> String {
                         let le = format_go_float(le);
                         write_sample(&mut out, f.name, "_bucket", labels, Some(("le", &le)), c as f64);
                     }
-                    write_sample(&mut out, f.name, "_bucket", labels, Some(("le", "+Inf")), h.count as f64);
+                    write_sample(
+                        &mut out,
+                        f.name,
+                        "_bucket",
+                        labels,
+                        Some(("le", "+Inf")),
+                        h.count as f64,
+                    );
                     write_sample(&mut out, f.name, "_sum", labels, None, h.sum);
                     write_sample(&mut out, f.name, "_count", labels, None, h.count as f64);
                 }
@@ -65,7 +79,14 @@ pub fn encode(families: &[Family]) -> String {
             // histogram shows just its +Inf bucket, sum and count.
             FamilyKind::Native(series) => {
                 for (labels, h) in series {
-                    write_sample(&mut out, f.name, "_bucket", labels, Some(("le", "+Inf")), h.count as f64);
+                    write_sample(
+                        &mut out,
+                        f.name,
+                        "_bucket",
+                        labels,
+                        Some(("le", "+Inf")),
+                        h.count as f64,
+                    );
                     write_sample(&mut out, f.name, "_sum", labels, None, h.sum);
                     write_sample(&mut out, f.name, "_count", labels, None, h.count as f64);
                 }

@@ -81,7 +81,11 @@ pub fn wait_http_ok(url: &str, timeout: Duration, guard: &mut ChildGuard) {
             panic!("{} exited early with {status}:\n{}", guard.name, guard.log_tail());
         }
         if Instant::now() > deadline {
-            panic!("{url} not ready after {timeout:?}; {} log:\n{}", guard.name, guard.log_tail());
+            panic!(
+                "{url} not ready after {timeout:?}; {} log:\n{}",
+                guard.name,
+                guard.log_tail()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -96,7 +100,9 @@ mod reqwest {
 
     pub fn blocking_get(url: &str) -> Result<bool, ()> {
         let rest = url.strip_prefix("http://").ok_or(())?;
-        let (host, path) = rest.split_once('/').map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+        let (host, path) = rest
+            .split_once('/')
+            .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
         let mut conn = TcpStream::connect(host).map_err(|_| ())?;
         conn.set_read_timeout(Some(Duration::from_secs(2))).map_err(|_| ())?;
         write!(conn, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").map_err(|_| ())?;
