@@ -10,7 +10,8 @@
 //! - [`shard`]: the `ShardInfo` series-to-shard rule.
 //! - [`request`]: decoded `SeriesRequest`s, external-label matching, batching and `limit`.
 //! - [`api`]: the [`StoreApi`] trait components implement, and its tonic adapter.
-//! - [`server`] / [`client`]: transport helpers with Thanos's message-size limits and keepalive.
+//! - [`server`] / [`client`]: transport helpers with Thanos's message-size limits and keepalive;
+//!   [`snappy`] lets the server accept Thanos's `snappy`-compressed requests.
 
 pub mod api;
 pub mod chunk;
@@ -20,6 +21,7 @@ pub mod hints;
 pub mod request;
 pub mod server;
 pub mod shard;
+pub mod snappy;
 
 /// Generated code. Module nesting follows the proto packages, which prost's cross-package
 /// references (`super::ZLabelSet`, `super::thanos::LabelMatcher`) rely on.

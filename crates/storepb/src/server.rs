@@ -12,6 +12,7 @@ use crate::MAX_MESSAGE_SIZE;
 use crate::api::{StoreApi, StoreApiService};
 use crate::proto::thanos::info::info_server::InfoServer;
 use crate::proto::thanos::store_server::StoreServer;
+use crate::snappy::SnappyRequestLayer;
 
 /// Thanos's `--grpc-server-max-connection-age` default: clients reconnect (and so re-resolve
 /// and rebalance) at least this often.
@@ -40,7 +41,8 @@ pub fn server_builder() -> Server {
 }
 
 /// Serves `thanos.Store` and `thanos.info.Info` for `api` on `listener` until `shutdown`
-/// completes, then lets in-flight calls finish.
+/// completes, then lets in-flight calls finish. Requests compressed with Thanos's `snappy`
+/// compressor are accepted.
 pub async fn serve<S, F>(api: Arc<S>, listener: TcpListener, shutdown: F) -> Result<(), tonic::transport::Error>
 where
     S: StoreApi + ?Sized,
@@ -49,7 +51,7 @@ where
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving StoreAPI (thanos.Store, thanos.info.Info) over gRPC");
     }
-    let mut builder = server_builder();
+    let mut builder = server_builder().layer(SnappyRequestLayer);
     builder
         .add_service(store_service(api.clone()))
         .add_service(info_service(api))

@@ -174,3 +174,52 @@ async fn bad_regex_is_invalid_argument_on_the_client() {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains(r#"job=~"(""#), "{}", err.message());
 }
+
+/// A request compressed the way a Thanos querier with `--grpc-compression=snappy` sends it
+/// (grpc-encoding `snappy`, snappy framing format), over real HTTP/2 to `server::serve`.
+#[tokio::test]
+async fn snappy_compressed_request_over_http2() {
+    use std::io::Write;
+
+    use http_body_util::{BodyExt, Full};
+    use prost::Message;
+    use tower::{Service, ServiceExt};
+
+    let (addr, _stop, _handle) = start().await;
+    let mut channel = hypnos_storepb::client::endpoint(&addr)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+
+    let msg = LabelValuesRequest {
+        label: "job".into(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let mut enc = snap::write::FrameEncoder::new(Vec::new());
+    enc.write_all(&msg).unwrap();
+    let compressed = enc.into_inner().unwrap();
+    let mut frame = vec![1u8];
+    frame.extend_from_slice(&(compressed.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&compressed);
+
+    let req = tonic::codegen::http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{addr}/thanos.Store/LabelValues"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-encoding", "snappy")
+        .body(tonic::body::Body::new(Full::new(bytes::Bytes::from(frame))))
+        .unwrap();
+    let resp = channel.ready().await.unwrap().call(req).await.unwrap();
+    let collected = resp.into_body().collect().await.unwrap();
+    let status = collected
+        .trailers()
+        .and_then(|t| t.get("grpc-status"))
+        .map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(status.as_deref(), Some("0"));
+    let body = collected.to_bytes();
+    assert_eq!(body[0], 0, "the answer is not compressed");
+    assert_eq!(LabelValuesResponse::decode(&body[5..]).unwrap().values, ["a"]);
+}
