@@ -66,6 +66,17 @@ pub trait Bucket: Send + Sync + fmt::Debug + 'static {
     /// Lists `dir` (`""` for the root): objects by full key, sub-directories as `key/`.
     /// With `recursive`, every object below `dir` and no directories.
     async fn iter(&self, dir: &str, recursive: bool) -> Result<Vec<String>, BucketError>;
+
+    /// Every object below `dir` (recursively) with its attributes, sorted by key. The default
+    /// asks for each object's attributes; back ends that list them at once override it.
+    async fn iter_with_attributes(&self, dir: &str) -> Result<Vec<(String, ObjectAttributes)>, BucketError> {
+        let mut out = Vec::new();
+        for key in self.iter(dir, true).await? {
+            let attrs = self.head(&key).await?;
+            out.push((key, attrs));
+        }
+        Ok(out)
+    }
 }
 
 /// A [`Bucket`] over an `object_store` back end (local filesystem, S3, or in-memory in tests).
@@ -351,6 +362,25 @@ impl Bucket for ObjectStoreBucket {
         };
         keys.sort();
         Ok(keys)
+    }
+
+    async fn iter_with_attributes(&self, dir: &str) -> Result<Vec<(String, ObjectAttributes)>, BucketError> {
+        let prefix = self.dir_path(dir)?;
+        let mut objects: Vec<(String, ObjectAttributes)> = self
+            .store
+            .list(prefix.as_ref())
+            .map_ok(|m| {
+                let attrs = ObjectAttributes {
+                    size: m.size,
+                    last_modified: SystemTime::from(m.last_modified),
+                };
+                (m.location.to_string(), attrs)
+            })
+            .try_collect()
+            .await
+            .map_err(|e| self.store_err("list", dir, e))?;
+        objects.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(objects)
     }
 }
 

@@ -68,6 +68,12 @@ pub async fn acceptance(bkt: &dyn Bucket) {
         ["id1/obj_1.some", "id1/obj_2.some", "id1/sub/obj_3.some"]
     );
     assert_eq!(bkt.iter("", true).await.unwrap().len(), 5);
+    let with_attrs = bkt.iter_with_attributes("id1").await.unwrap();
+    let sizes: Vec<(&str, u64)> = with_attrs.iter().map(|(k, a)| (k.as_str(), a.size)).collect();
+    assert_eq!(
+        sizes,
+        [("id1/obj_1.some", 12), ("id1/obj_2.some", 1), ("id1/sub/obj_3.some", 1)]
+    );
     // A directory is a key prefix by whole segments: "id" is not "id1/".
     assert!(bkt.iter("id", false).await.unwrap().is_empty());
 
