@@ -6,7 +6,7 @@ use std::sync::Arc;
 use hypnos_model::{FloatHistogram, Labels, LabelsBuilder, METRIC_NAME};
 
 use super::windows::{self, kahan_inc};
-use super::{Ev, Evaluator, StepCursor, StepValue, materialize_name, push_value};
+use super::{Ev, Evaluator, StepCursor, StepValue, push_value};
 use crate::error::QueryError;
 use crate::histogram_ops as hops;
 use crate::parser::{AggregateExpr, Expr, LabelModifier, unwrap_parens};
@@ -61,13 +61,17 @@ impl Evaluator<'_> {
         let mut group_of = Vec::with_capacity(input.len());
         let mut group_labels: Vec<Labels> = Vec::new();
         let mut index: HashMap<Labels, usize> = HashMap::new();
+        // With delayed name removal, groups are formed on the names still present; a group
+        // drops its name at the end if any member was marked for that.
+        let mut group_drop: Vec<bool> = Vec::new();
         for s in &input {
-            let metric = materialize_name(&s.metric, s.drop_name);
-            let key = group_key(&metric, &grouping, without);
+            let key = group_key(&s.metric, &grouping, without);
             let g = *index.entry(key.clone()).or_insert_with(|| {
                 group_labels.push(key);
+                group_drop.push(false);
                 group_labels.len() - 1
             });
+            group_drop[g] |= s.drop_name;
             group_of.push(g);
         }
         let out = match op {
@@ -77,7 +81,7 @@ impl Evaluator<'_> {
                 &group_of,
                 group_labels.len(),
                 param_scalar.unwrap_or_default(),
-                agg_pos,
+                a.param.as_deref().and_then(|p| self.position(p)),
             )?,
             "count_values" => self.count_values(&input, &group_of, &group_labels, &param_string.unwrap_or_default()),
             _ => {
@@ -95,7 +99,13 @@ impl Evaluator<'_> {
                         }
                     }
                 }
-                self.aggregate_reduce(op, &input, &group_of, &group_labels, &q, arg_pos, agg_pos)?
+                let mut m = self.aggregate_reduce(op, &input, &group_of, &group_labels, &q, arg_pos, agg_pos)?;
+                for s in &mut m {
+                    if let Some(&g) = index.get(&s.metric) {
+                        s.drop_name |= group_drop[g];
+                    }
+                }
+                m
             }
         };
         Ok(Ev::Vector(out))

@@ -226,7 +226,10 @@ impl<'a> Evaluator<'a> {
                 s
             };
             let mut series = Series::new(s.labels.clone());
-            let (mut fi, mut hi) = (0usize, 0usize);
+            // Start the cursors at the first step's lookback window, not the series start.
+            let first_ref = at.unwrap_or(self.start) - offset;
+            let mut fi = s.floats.partition_point(|p| p.t <= first_ref);
+            let mut hi = s.histograms.partition_point(|p| p.t <= first_ref);
             for i in 0..steps {
                 let ts = self.step_ts(i);
                 let ref_t = at.unwrap_or(ts) - offset;
@@ -321,12 +324,22 @@ impl<'a> Evaluator<'a> {
     /// Where the windows of a matrix selector come from.
     pub fn matrix_source_selector(&self, ms: &MatrixSelector) -> MatrixSource<'a> {
         let vs = &ms.vs;
+        let range = duration_ms(&ms.range);
+        let offset = offset_ms(&vs.offset);
+        let (first, last) = match at_ms(&vs.at, self.query_start, self.query_end) {
+            Some(t) => (t - offset - range, t - offset),
+            None => (self.start - offset - range, self.end - offset),
+        };
         let series = self
             .selected(vs)
             .iter()
             .map(|s| {
-                let floats = if s.floats.iter().any(|p| is_stale_nan(p.v)) {
-                    SrcPoints::Owned(s.floats.iter().copied().filter(|p| !is_stale_nan(p.v)).collect())
+                // Staleness markers never enter range windows; only the part of the series
+                // the windows cover needs checking.
+                let a = s.floats.partition_point(|p| p.t <= first);
+                let b = s.floats.partition_point(|p| p.t <= last).max(a);
+                let floats = if s.floats[a..b].iter().any(|p| is_stale_nan(p.v)) {
+                    SrcPoints::Owned(s.floats[a..b].iter().copied().filter(|p| !is_stale_nan(p.v)).collect())
                 } else {
                     SrcPoints::Shared(s.clone())
                 };
