@@ -238,12 +238,10 @@ fn from_map_keep(m: &Buckets) -> (Vec<Span>, Vec<f64>) {
 /// `adjustCounterReset`), and whether a reset and a not-reset collided.
 pub fn fold_hint(a: CounterResetHint, b: CounterResetHint) -> (CounterResetHint, bool) {
     use CounterResetHint::*;
-    // The order matters and is Prometheus's: `a` is the accumulated value, `b` the one added.
     match (a, b) {
         _ if a == b => (a, false),
-        (_, Unknown) => (Unknown, false),
         (_, Gauge) | (Gauge, _) => (Gauge, false),
-        (Unknown, _) => (Unknown, false),
+        (_, Unknown) | (Unknown, _) => (Unknown, false),
         _ => (Unknown, true),
     }
 }
@@ -549,4 +547,133 @@ pub fn trim(h: &FloatHistogram, x: f64, keep_below: bool) -> FloatHistogram {
     out.count = count;
     out.sum = sum;
     compact(out)
+}
+
+fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// Compensated sum, as Prometheus sums floats.
+fn kahan_sum(vals: &[f64]) -> f64 {
+    let (mut s, mut c) = (0.0, 0.0);
+    for &v in vals {
+        (s, c) = kahan_inc(v, s, c);
+    }
+    if s.is_infinite() { s } else { s + c }
+}
+
+/// Mean as Prometheus computes it: a compensated direct mean, switching to an incremental
+/// mean once the running sum would overflow.
+fn kahan_avg(vals: &[f64]) -> f64 {
+    let Some(&first) = vals.first() else { return f64::NAN };
+    let (mut sum, mut c, mut mean, mut count) = (first, 0.0f64, 0.0f64, 1.0f64);
+    let mut incremental = false;
+    for &v in &vals[1..] {
+        count += 1.0;
+        if !incremental {
+            let (ns, nc) = kahan_inc(v, sum, c);
+            if !ns.is_infinite() {
+                (sum, c) = (ns, nc);
+                continue;
+            }
+            incremental = true;
+            mean = sum / (count - 1.0);
+            c /= count - 1.0;
+        }
+        let q = (count - 1.0) / count;
+        (mean, c) = kahan_inc(v / count, q * mean, q * c);
+    }
+    if incremental { mean + c } else { sum / count + c / count }
+}
+
+/// Sum (or mean) of many histograms, field by field with compensated arithmetic, after
+/// bringing them to a common layout (lowest schema, widest zero bucket, common custom
+/// bounds). Returns whether custom bounds had to be reconciled. The counter reset hint is
+/// left to the caller.
+pub fn sum_all(hs: &[&FloatHistogram], avg: bool) -> Result<(FloatHistogram, bool), OpError> {
+    let Some(first) = hs.first() else {
+        return Ok((FloatHistogram::default(), false));
+    };
+    let custom = first.schema == CUSTOM_BUCKETS_SCHEMA;
+    if hs.iter().any(|h| (h.schema == CUSTOM_BUCKETS_SCHEMA) != custom) {
+        return Err(OpError::MixedSchemas);
+    }
+    let mut out = (*first).clone();
+    let mut reconciled = false;
+    let (pos, neg, zero): (Vec<Buckets>, Vec<Buckets>, Vec<f64>);
+    if custom {
+        let mut common = first.custom_values.clone();
+        for h in &hs[1..] {
+            if h.custom_values != common {
+                reconciled = true;
+                common.retain(|v| h.custom_values.contains(v));
+            }
+        }
+        pos = hs
+            .iter()
+            .map(|h| {
+                let m = to_map(&h.positive_spans, &h.positive_buckets);
+                if h.custom_values == common {
+                    m
+                } else {
+                    map_custom(&m, &h.custom_values, &common)
+                }
+            })
+            .collect();
+        neg = Vec::new();
+        zero = vec![0.0; hs.len()];
+        out.custom_values = common;
+    } else {
+        let schema = hs.iter().map(|h| h.schema).min().unwrap_or(first.schema);
+        let mut p: Vec<Buckets> = hs
+            .iter()
+            .map(|h| reduce_map(&to_map(&h.positive_spans, &h.positive_buckets), h.schema, schema))
+            .collect();
+        let mut n: Vec<Buckets> = hs
+            .iter()
+            .map(|h| reduce_map(&to_map(&h.negative_spans, &h.negative_buckets), h.schema, schema))
+            .collect();
+        let max_zt = hs.iter().map(|h| h.zero_threshold).fold(0.0, f64::max);
+        let all: Vec<&Buckets> = p.iter().chain(n.iter()).collect();
+        let threshold = widened_threshold(max_zt, schema, &all);
+        let mut z = Vec::with_capacity(hs.len());
+        for (i, h) in hs.iter().enumerate() {
+            let mut zc = h.zero_count;
+            if threshold > h.zero_threshold {
+                zc += widen_zero(&mut p[i], schema, threshold) + widen_zero(&mut n[i], schema, threshold);
+            }
+            z.push(zc);
+        }
+        (pos, neg, zero) = (p, n, z);
+        out.schema = schema;
+        out.zero_threshold = threshold;
+    }
+    let agg = |vals: &[f64]| if avg { kahan_avg(vals) } else { kahan_sum(vals) };
+    let field = |maps: &[Buckets]| -> Buckets {
+        let mut keys: Vec<i32> = maps.iter().flat_map(|m| m.keys().copied()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys.into_iter()
+            .map(|k| {
+                let vals: Vec<f64> = maps.iter().map(|m| m.get(&k).copied().unwrap_or(0.0)).collect();
+                (k, agg(&vals))
+            })
+            .collect()
+    };
+    let counts: Vec<f64> = hs.iter().map(|h| h.count).collect();
+    let sums: Vec<f64> = hs.iter().map(|h| h.sum).collect();
+    out.count = agg(&counts);
+    out.sum = agg(&sums);
+    out.zero_count = if custom { 0.0 } else { agg(&zero) };
+    (out.positive_spans, out.positive_buckets) = from_map(&field(&pos));
+    (out.negative_spans, out.negative_buckets) = from_map(&field(&neg));
+    Ok((out, reconciled))
 }

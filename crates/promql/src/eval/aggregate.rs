@@ -20,12 +20,12 @@ struct Acc {
     mean: f64,
     count: f64,
     incremental: bool,
-    h: Option<FloatHistogram>,
     has_float: bool,
     has_hist: bool,
     incompatible: bool,
     values: Vec<f64>,
     hint: Option<hypnos_model::CounterResetHint>,
+    hists: Vec<Arc<FloatHistogram>>,
     hint_collision: bool,
 }
 
@@ -168,7 +168,7 @@ impl Evaluator<'_> {
                     match op {
                         "sum" | "avg" => match h {
                             Some(h) => {
-                                acc.h = Some((**h).clone());
+                                acc.hists.push(h.clone());
                                 acc.has_hist = true;
                             }
                             None => acc.has_float = true,
@@ -204,15 +204,7 @@ impl Evaluator<'_> {
                     "sum" => match h {
                         Some(h) => {
                             acc.has_hist = true;
-                            if let Some(cur) = &acc.h {
-                                match hops::add(cur, h) {
-                                    Ok((s, r)) => {
-                                        reconciled |= r;
-                                        acc.h = Some(s);
-                                    }
-                                    Err(_) => acc.incompatible = true,
-                                }
-                            }
+                            acc.hists.push(h.clone());
                         }
                         None => {
                             acc.has_float = true;
@@ -224,19 +216,7 @@ impl Evaluator<'_> {
                         match h {
                             Some(h) => {
                                 acc.has_hist = true;
-                                if let Some(cur) = &acc.h {
-                                    let mut left = (**h).clone();
-                                    hops::scale(&mut left, 1.0 / acc.count);
-                                    let mut right = cur.clone();
-                                    hops::scale(&mut right, 1.0 / acc.count);
-                                    match hops::sub(&left, &right).and_then(|(d, _)| hops::add(cur, &d)) {
-                                        Ok((s, r)) => {
-                                            reconciled |= r;
-                                            acc.h = Some(s);
-                                        }
-                                        Err(_) => acc.incompatible = true,
-                                    }
-                                }
+                                acc.hists.push(h.clone());
                             }
                             None => {
                                 acc.has_float = true;
@@ -301,8 +281,21 @@ impl Evaluator<'_> {
                             continue;
                         }
                         if acc.has_hist {
-                            conflicting_resets |= acc.hint_collision;
-                            let mut h = hops::compact(acc.h.take().unwrap_or_default());
+                            use hypnos_model::CounterResetHint as Hint;
+                            conflicting_resets |= acc.hint_collision
+                                || (acc.hists.iter().any(|h| h.counter_reset_hint == Hint::CounterReset)
+                                    && acc.hists.iter().any(|h| h.counter_reset_hint == Hint::NotCounterReset));
+                            let refs: Vec<&FloatHistogram> = acc.hists.iter().map(|h| &**h).collect();
+                            let mut h = match hops::sum_all(&refs, op == "avg") {
+                                Ok((h, r)) => {
+                                    reconciled |= r;
+                                    hops::compact(h)
+                                }
+                                Err(_) => {
+                                    mixed_schemas = true;
+                                    continue;
+                                }
+                            };
                             if let Some(hint) = acc.hint {
                                 h.counter_reset_hint = hint;
                             }

@@ -606,6 +606,10 @@ impl Evaluator<'_> {
                 pos,
             );
         }
+        if n.conflicting_resets {
+            self.annotations
+                .warn("conflicting counter resets during histogram aggregation", pos);
+        }
         if n.custom_buckets_reconciled {
             let _ = func;
             self.annotations.info(

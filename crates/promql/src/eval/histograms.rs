@@ -15,41 +15,32 @@ use crate::value::{FPoint, HPoint, Matrix, Series};
 
 /// Sum (or incremental mean) of the histograms of a window.
 pub(crate) fn sum_or_avg_histograms(points: &[HPoint], avg: bool, notes: &mut Notes) -> Option<FloatHistogram> {
-    let mut acc = (*points.first()?.h).clone();
-    let mut hint = acc.counter_reset_hint;
+    let first = points.first()?;
+    let mut hint = first.h.counter_reset_hint;
     for p in &points[1..] {
-        let (h, collision) = hops::fold_hint(hint, p.h.counter_reset_hint);
-        hint = h;
-        notes.conflicting_resets |= collision;
+        hint = hops::fold_hint(hint, p.h.counter_reset_hint).0;
     }
-    for (i, p) in points.iter().enumerate().skip(1) {
-        let r = if avg {
-            let count = (i + 1) as f64;
-            let mut left = (*p.h).clone();
-            hops::scale(&mut left, 1.0 / count);
-            let mut right = acc.clone();
-            hops::scale(&mut right, 1.0 / count);
-            hops::sub(&left, &right).and_then(|(d, _)| hops::add(&acc, &d))
-        } else {
-            hops::add(&acc, &p.h)
-        };
-        match r {
-            Ok((h, reconciled)) => {
-                notes.custom_buckets_reconciled |= reconciled;
-                acc = h;
-            }
-            Err(hops::OpError::MixedSchemas) => {
-                notes.mixed_schemas = true;
-                return None;
-            }
-            Err(hops::OpError::IncompatibleBounds) => {
-                notes.incompatible_custom_buckets = true;
-                return None;
-            }
+    // A reset next to a not-reset anywhere in the input is a conflict, even with gauges
+    // in between.
+    use hypnos_model::CounterResetHint as Hint;
+    notes.conflicting_resets |= points.iter().any(|p| p.h.counter_reset_hint == Hint::CounterReset)
+        && points.iter().any(|p| p.h.counter_reset_hint == Hint::NotCounterReset);
+    let refs: Vec<&FloatHistogram> = points.iter().map(|p| &*p.h).collect();
+    match hops::sum_all(&refs, avg) {
+        Ok((mut h, reconciled)) => {
+            notes.custom_buckets_reconciled |= reconciled;
+            h.counter_reset_hint = hint;
+            Some(hops::compact(h))
+        }
+        Err(hops::OpError::MixedSchemas) => {
+            notes.mixed_schemas = true;
+            None
+        }
+        Err(hops::OpError::IncompatibleBounds) => {
+            notes.incompatible_custom_buckets = true;
+            None
         }
     }
-    acc.counter_reset_hint = hint;
-    Some(hops::compact(acc))
 }
 
 /// Quantile of a native histogram.
