@@ -183,11 +183,18 @@ pub(crate) fn native_fraction(lower: f64, upper: f64, h: &FloatHistogram) -> f64
         }
         rank += b.count;
     }
-    if !lower_set || lower_rank > h.count {
-        lower_rank = h.count;
+    // NaN observations are in no bucket: ranks end at the buckets' total.
+    let total = if h.sum.is_nan() {
+        all_buckets(h).iter().map(|b| b.count).sum::<f64>().min(h.count)
+    } else {
+        h.count
+    };
+    let _ = rank;
+    if !lower_set || lower_rank > total {
+        lower_rank = total;
     }
-    if !upper_set || upper_rank > h.count {
-        upper_rank = h.count;
+    if !upper_set || upper_rank > total {
+        upper_rank = total;
     }
     (upper_rank - lower_rank) / h.count
 }
@@ -529,6 +536,7 @@ impl Evaluator<'_> {
         let mut out_index: HashMap<Labels, usize> = HashMap::new();
         let mut forced_monotonic: Vec<String> = Vec::new();
         let mut mixed: Vec<String> = Vec::new();
+        let mut nan_notes: Vec<String> = Vec::new();
         let mut cursors: Vec<StepCursor> = m.iter().map(|_| StepCursor::new()).collect();
         let mut native_at: Vec<Option<(usize, Arc<FloatHistogram>)>> = Vec::new();
         for step in 0..steps {
@@ -569,13 +577,34 @@ impl Evaluator<'_> {
                 push_out(&mut out, &mut out_index, key, ts, v);
             }
             for (i, h) in native_at.iter().flatten() {
+                // NaN observations count in `count` but in no bucket.
+                let in_buckets: f64 = hops::all_buckets(h).iter().map(|b| b.count).sum();
+                let has_nan = h.sum.is_nan() && in_buckets < h.count;
+                let name = m[*i].metric.metric_name().unwrap_or("").to_string();
                 let v = if fraction {
+                    if has_nan {
+                        nan_notes.push(format!("input to histogram_fraction has NaN observations, which are excluded from all fractions for metric name {name:?}"));
+                    }
                     native_fraction(params[0][step], params[1][step], h)
                 } else {
-                    native_quantile(params[0][step], h)
+                    let q = params[0][step];
+                    if has_nan && q * h.count > in_buckets {
+                        nan_notes.push(format!(
+                            "input to histogram_quantile has NaN observations, result is NaN for metric name {name:?}"
+                        ));
+                        f64::NAN
+                    } else {
+                        if has_nan {
+                            nan_notes.push(format!("input to histogram_quantile has NaN observations, result is skewed higher for metric name {name:?}"));
+                        }
+                        native_quantile(q, h)
+                    }
                 };
                 push_out(&mut out, &mut out_index, &m[*i].metric, ts, v);
             }
+        }
+        for msg in nan_notes {
+            self.annotations.info(msg, pos);
         }
         for name in mixed {
             self.annotations.warn(

@@ -127,50 +127,61 @@ fn histogram_rate(w: &Window<'_>, is_counter: bool, notes: &mut Notes) -> Option
     if !is_counter && points.iter().any(|p| p.h.counter_reset_hint != CounterResetHint::Gauge) {
         notes.not_gauge = true;
     }
-    let mut h = (**last).clone();
-    // Reduce to the lowest schema of the window so buckets line up.
-    let min_schema = points.iter().map(|p| p.h.schema).min().unwrap_or(last.schema);
-    let custom = last.schema == hypnos_model::histogram::CUSTOM_BUCKETS_SCHEMA;
-    if points
-        .iter()
-        .any(|p| (p.h.schema == hypnos_model::histogram::CUSTOM_BUCKETS_SCHEMA) != custom)
-    {
-        notes.mixed_schemas = true;
-        return None;
-    }
-    if !custom && h.schema > min_schema {
-        h = hops::reduce_resolution(&h, min_schema);
-    }
-    match hops::sub(&h, first) {
-        Ok((d, reconciled)) => {
-            notes.custom_buckets_reconciled |= reconciled;
-            h = d;
+    let _ = last;
+    // The increase is the rise within the first run (up to the first counter reset) plus
+    // the full value at the end of every later run. A first run of a single sample adds
+    // nothing, so a schema change at a reset (custom <-> exponential) is no mix.
+    let n = points.len();
+    let resets: Vec<usize> = if is_counter {
+        (1..n)
+            .filter(|&i| hops::detect_reset(&points[i].h, &points[i - 1].h))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let fail = |e: hops::OpError, notes: &mut Notes| {
+        match e {
+            hops::OpError::MixedSchemas => notes.mixed_schemas = true,
+            hops::OpError::IncompatibleBounds => notes.incompatible_custom_buckets = true,
         }
-        Err(hops::OpError::MixedSchemas) => {
-            notes.mixed_schemas = true;
-            return None;
-        }
-        Err(hops::OpError::IncompatibleBounds) => {
-            notes.incompatible_custom_buckets = true;
-            return None;
-        }
-    }
-    if is_counter {
-        let mut prev = first.clone();
-        for p in &points[1..] {
-            if hops::detect_reset(&p.h, &prev) {
-                match hops::add(&h, &prev) {
-                    Ok((s, reconciled)) => {
-                        notes.custom_buckets_reconciled |= reconciled;
-                        h = s;
-                    }
-                    Err(_) => {
-                        notes.incompatible_custom_buckets = true;
-                        return None;
-                    }
-                }
+        None
+    };
+    let mut parts: Vec<FloatHistogram> = Vec::new();
+    let first_end = resets.first().map_or(n - 1, |&r| r - 1);
+    if first_end > 0 || resets.is_empty() {
+        match hops::sub(&points[first_end].h, first) {
+            Ok((d, reconciled)) => {
+                notes.custom_buckets_reconciled |= reconciled;
+                parts.push(d);
             }
-            prev = p.h.clone();
+            Err(e) => return fail(e, notes),
+        }
+    }
+    for (k, _) in resets.iter().enumerate() {
+        let end = resets.get(k + 1).map_or(n - 1, |&r| r - 1);
+        parts.push((*points[end].h).clone());
+    }
+    let mut parts = parts.into_iter();
+    let mut h = parts.next()?;
+    for p in parts {
+        match hops::add(&h, &p) {
+            Ok((s, reconciled)) => {
+                notes.custom_buckets_reconciled |= reconciled;
+                h = s;
+            }
+            Err(e) => return fail(e, notes),
+        }
+    }
+    // The result has the lowest resolution seen in the window.
+    if h.schema != hypnos_model::histogram::CUSTOM_BUCKETS_SCHEMA {
+        let min_schema = points
+            .iter()
+            .filter(|p| p.h.schema != hypnos_model::histogram::CUSTOM_BUCKETS_SCHEMA)
+            .map(|p| p.h.schema)
+            .min()
+            .unwrap_or(h.schema);
+        if h.schema > min_schema {
+            h = hops::reduce_resolution(&h, min_schema);
         }
     }
     h.counter_reset_hint = CounterResetHint::Gauge;
