@@ -5,10 +5,15 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use bytes::Bytes;
 use hypnos_objstore::blocks::{delete_block, list_blocks, upload_block};
 use hypnos_objstore::load_bucket;
 use hypnos_objstore::testing::MotoServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_acceptance_on_moto() {
@@ -78,6 +83,57 @@ async fn s3_over_https_with_rustls_ring() {
     let err = bkt.get("a/b").await.unwrap_err();
     assert!(!err.is_not_found(), "{err}");
     assert!(format!("{err:?}").contains("InvalidCertificate"), "{err:?}");
+}
+
+/// A TCP proxy in front of moto whose first `failures` connections get `503 Slow Down`.
+async fn flaky_proxy(target: u16, failures: usize) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served_errors = Arc::new(AtomicUsize::new(0));
+    let counter = served_errors.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            if counter.fetch_add(1, Ordering::SeqCst) < failures {
+                let mut buf = vec![0u8; 64 << 10];
+                let _ = client.read(&mut buf).await;
+                let _ = client
+                    .write_all(b"HTTP/1.1 503 Slow Down\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .await;
+                continue;
+            }
+            counter.fetch_sub(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                if let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", target)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+            });
+        }
+    });
+    (port, served_errors)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_retries_server_errors() {
+    let moto = MotoServer::start().await.unwrap();
+    moto.create_bucket("retry").await.unwrap();
+    let direct = load_bucket(None, Some(&s3_yaml(moto.port(), "retry", ""))).unwrap();
+    direct.put("obj", Bytes::from_static(b"payload")).await.unwrap();
+
+    // Two 503s, then the real server: max_retries 3 gets through.
+    let (port, errors) = flaky_proxy(moto.port(), 2).await;
+    let flaky = load_bucket(None, Some(&s3_yaml(port, "retry", ""))).unwrap();
+    assert_eq!(&flaky.get("obj").await.unwrap()[..], b"payload");
+    assert_eq!(errors.load(Ordering::SeqCst), 2, "both 503s were served and retried");
+
+    // More failures than retries: the error names the status.
+    let (port, _) = flaky_proxy(moto.port(), 10).await;
+    let yaml = s3_yaml(port, "retry", "").replace("max_retries: 3", "max_retries: 1");
+    let flaky = load_bucket(None, Some(&yaml)).unwrap();
+    let err = flaky.get("obj").await.unwrap_err();
+    assert!(format!("{err:?}").contains("503"), "{err:?}");
 }
 
 /// Like [`MotoServer::objstore_yaml`], plus retries and a small part size so that uploads
