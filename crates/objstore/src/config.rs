@@ -21,6 +21,8 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error("objstore config: found reference to unset environment variable {0:?}")]
+    UnsetEnv(String),
     #[error("parsing objstore config YAML: {0}")]
     Yaml(String),
     #[error("objstore config: missing `type` (FILESYSTEM or S3)")]
@@ -177,9 +179,14 @@ struct RawBucketConfig {
     prefix: Option<String>,
 }
 
-/// Thanos's `extflag.PathOrContent`: the YAML from `--objstore.config-file` or
-/// `--objstore.config`; exactly one must be set and non-empty.
+/// Thanos's `extflag.PathOrContent` with env substitution: the YAML from
+/// `--objstore.config-file` or `--objstore.config` (exactly one, non-empty), with every
+/// `$(NAME)` replaced by that environment variable (Kubernetes style; an unset one is an error).
 pub fn read_config(file: Option<&Path>, content: Option<&str>) -> Result<String, ConfigError> {
+    expand_env(&read_raw_config(file, content)?)
+}
+
+fn read_raw_config(file: Option<&Path>, content: Option<&str>) -> Result<String, ConfigError> {
     let content = content.filter(|c| !c.trim().is_empty());
     match (file, content) {
         (Some(_), Some(_)) => Err(ConfigError::BothSources),
@@ -196,6 +203,30 @@ pub fn read_config(file: Option<&Path>, content: Option<&str>) -> Result<String,
             Ok(text)
         }
     }
+}
+
+/// Replaces `$(NAME)` (NAME of ASCII letters, digits and `_`) with the variable's value.
+fn expand_env(text: &str) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("$(") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let name_len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if name_len > 0 && after[name_len..].starts_with(')') {
+            let name = &after[..name_len];
+            let value = std::env::var(name).map_err(|_| ConfigError::UnsetEnv(name.to_string()))?;
+            out.push_str(&value);
+            rest = &after[name_len + 1..];
+        } else {
+            out.push_str("$(");
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 pub fn parse_config(yaml: &str) -> Result<BucketConfig, ConfigError> {
@@ -398,6 +429,20 @@ config:
         assert!(keys.contains("secret_key"), "{keys}");
         assert!(err("type: S3\nconfig: {bucket: b, endpoint: e, bucket_lookup_type: dns}\n").contains("dns"));
         assert!(err("type: [\n").starts_with("parsing objstore config YAML"));
+    }
+
+    #[test]
+    fn env_substitution() {
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(
+            read_config(None, Some("a: $(PATH)/x $HOME $(not-a-name) $()")).unwrap(),
+            format!("a: {path}/x $HOME $(not-a-name) $()")
+        );
+        let err = read_config(None, Some("secret_key: $(HYPNOS_TEST_SURELY_UNSET_1234)")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"objstore config: found reference to unset environment variable "HYPNOS_TEST_SURELY_UNSET_1234""#
+        );
     }
 
     #[test]
