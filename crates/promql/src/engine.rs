@@ -181,6 +181,7 @@ impl Engine {
             &guard,
         );
         ev.trims = &parsed.trims;
+        ev.invalid_utf8 = &parsed.invalid_utf8;
         let res = ev.eval(expr)?;
         let annotations = std::mem::take(&mut ev.annotations);
         let value = finish(res, start, step, range_query)?;

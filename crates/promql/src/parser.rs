@@ -74,6 +74,10 @@ pub struct Parsed {
     pub expr: Box<Expr>,
     /// `BinaryExpr` address → `true` for `</` (keep below), `false` for `>/`.
     pub trims: std::collections::HashMap<usize, bool>,
+    /// String literals that are not valid UTF-8 in PromQL's (Go's) reading, where `\xNN`
+    /// is a raw byte: promql-parser reads them as the char U+00NN. Maps the parser's string
+    /// to the literal as written, for error messages.
+    pub invalid_utf8: std::collections::HashMap<String, String>,
 }
 
 /// Parses with our pre-pass for syntax promql-parser does not know.
@@ -90,7 +94,59 @@ pub fn parse_query(query: &str) -> Result<Parsed, ParseError> {
             }
         }
     }
-    Ok(Parsed { expr, trims })
+    Ok(Parsed {
+        expr,
+        trims,
+        invalid_utf8: invalid_utf8_literals(query),
+    })
+}
+
+/// Finds quoted literals whose Go reading (with `\xNN` as raw bytes) is not valid UTF-8.
+fn invalid_utf8_literals(q: &str) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    let chars: Vec<char> = q.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let quote = chars[i];
+        if quote != '"' && quote != '\'' {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        i += 1;
+        let (mut bytes, mut parsed, mut raw_hex) = (Vec::new(), String::new(), false);
+        while i < chars.len() && chars[i] != quote {
+            if chars[i] == '\\' && i + 1 < chars.len() {
+                if chars[i + 1] == 'x' && i + 3 < chars.len() {
+                    let hex: String = chars[i + 2..i + 4].iter().collect();
+                    if let Ok(b) = u8::from_str_radix(&hex, 16) {
+                        bytes.push(b);
+                        parsed.push(char::from(b));
+                        raw_hex |= b >= 0x80;
+                        i += 4;
+                        continue;
+                    }
+                }
+                // Other escapes are the same in both readings; keep them opaque.
+                let c = chars[i + 1];
+                let mut buf = [0u8; 4];
+                bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                parsed.push(c);
+                i += 2;
+                continue;
+            }
+            let mut buf = [0u8; 4];
+            bytes.extend_from_slice(chars[i].encode_utf8(&mut buf).as_bytes());
+            parsed.push(chars[i]);
+            i += 1;
+        }
+        if raw_hex && std::str::from_utf8(&bytes).is_err() {
+            let body: String = chars[start + 1..i.min(chars.len())].iter().collect();
+            out.insert(parsed, format!("\"{body}\""));
+        }
+        i += 1;
+    }
+    out
 }
 
 /// Replaces `</` and `>/` outside strings and comments by `atan2`; returns the operators in

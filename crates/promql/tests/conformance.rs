@@ -1,8 +1,9 @@
 #![allow(clippy::unwrap_used)]
 //! The upstream PromQL conformance suite (testdata/promqltest, vendored unchanged).
 //!
-//! Per-file pass/fail counts are recorded in crates/promql/CONFORMANCE.md; this test fails on
-//! any difference, so regressions fail and improvements must be recorded. Run with
+//! Every stable-core file must pass in full. Per-file pass/fail counts (stable and
+//! experimental) are recorded in crates/promql/CONFORMANCE.md; a second test fails on any
+//! difference, so regressions fail and improvements must be recorded. Run with
 //! `UPDATE_CONFORMANCE=1` to rewrite the table after an improvement.
 
 use std::collections::BTreeMap;
@@ -92,6 +93,16 @@ fn recorded() -> (String, BTreeMap<String, (usize, usize)>) {
         }
     }
     (md, map)
+}
+
+#[test]
+fn stable_core_passes_in_full() {
+    let mut failures = Vec::new();
+    for name in STABLE {
+        let (_, _, msgs) = run(name);
+        failures.extend(msgs);
+    }
+    assert!(failures.is_empty(), "stable-core failures:\n{}", failures.join("\n"));
 }
 
 #[test]

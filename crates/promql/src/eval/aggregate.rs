@@ -52,10 +52,8 @@ impl Evaluator<'_> {
             Some(LabelModifier::Include(l)) => (false, l.labels.clone()),
             Some(LabelModifier::Exclude(l)) => (true, l.labels.clone()),
         };
-        if let Some(label) = &param_string
-            && label.is_empty()
-        {
-            return Err(QueryError::exec(format!("invalid label name {label:?}")));
+        if let Some(label) = &param_string {
+            self.check_label_name(label)?;
         }
         // Group keys, computed once per series.
         let mut group_of = Vec::with_capacity(input.len());

@@ -633,9 +633,10 @@ impl Evaluator<'_> {
         let re_str = self.string_arg(c, 4)?;
         let re = regex::Regex::new(&format!("^(?s:{re_str})$"))
             .map_err(|e| QueryError::exec(format!("invalid regular expression in label_replace(): {e}")))?;
-        if dst.is_empty() {
+        if self.check_label_name(&dst).is_err() {
+            let shown = self.invalid_utf8.get(&dst).cloned().unwrap_or_else(|| dst.clone());
             return Err(QueryError::exec(format!(
-                "invalid destination label name in label_replace(): {dst}"
+                "invalid destination label name in label_replace(): {shown}"
             )));
         }
         let mut m = self.vector_arg(args[0])?;
@@ -663,9 +664,10 @@ impl Evaluator<'_> {
         for i in 3..args.len() {
             srcs.push(self.string_arg(c, i)?);
         }
-        if dst.is_empty() {
+        if self.check_label_name(&dst).is_err() {
+            let shown = self.invalid_utf8.get(&dst).cloned().unwrap_or_else(|| dst.clone());
             return Err(QueryError::exec(format!(
-                "invalid destination label name in label_join(): {dst}"
+                "invalid destination label name in label_join(): {shown}"
             )));
         }
         let mut m = self.vector_arg(args[0])?;

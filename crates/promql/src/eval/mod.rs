@@ -55,12 +55,15 @@ pub(crate) struct Evaluator<'a> {
     pub annotations: Annotations,
     /// Trim operators parsed as `atan2` (see `parser::parse_query`).
     pub trims: &'a HashMap<usize, bool>,
+    /// String literals that are invalid UTF-8 in PromQL's reading (see `parser::Parsed`).
+    pub invalid_utf8: &'a HashMap<String, String>,
     /// Inside `histogram_count/sum/avg`: selectors read histograms like Prometheus's
     /// HistogramStatsIterator, which detects counter resets sample by sample.
     pub stats_decoding: bool,
     checks: u32,
 }
 
+static NO_STRINGS: std::sync::LazyLock<HashMap<String, String>> = std::sync::LazyLock::new(HashMap::new);
 static NO_TRIMS: std::sync::LazyLock<HashMap<usize, bool>> = std::sync::LazyLock::new(HashMap::new);
 
 /// A series' samples in one window.
@@ -98,6 +101,7 @@ impl<'a> Evaluator<'a> {
             current_samples: 0,
             annotations: Annotations::default(),
             trims: &NO_TRIMS,
+            invalid_utf8: &NO_STRINGS,
             stats_decoding: false,
             checks: 0,
         }
@@ -113,6 +117,17 @@ impl<'a> Evaluator<'a> {
 
     pub fn step_index(&self, t: i64) -> usize {
         usize::try_from((t - self.start) / self.interval).unwrap_or(0)
+    }
+
+    /// Rejects a label name that is not valid UTF-8 (as PromQL reads the literal) or empty.
+    pub fn check_label_name(&self, name: &str) -> Result<(), QueryError> {
+        if let Some(written) = self.invalid_utf8.get(name) {
+            return Err(QueryError::exec(format!("invalid label name {written}")));
+        }
+        if name.is_empty() {
+            return Err(QueryError::exec("invalid label name \"\""));
+        }
+        Ok(())
     }
 
     /// Checks the deadline and the cancel flag; cheap enough to call per step.

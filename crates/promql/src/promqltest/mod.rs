@@ -335,7 +335,9 @@ fn parse_expect(e: &mut Expectations, r: &str) -> Result<(), String> {
     match kind {
         "fail" => {
             let m = matcher(rest)?.map(|m| match m {
-                Match::Exact(s) => Match::Exact(s.trim_matches('"').to_string()),
+                Match::Exact(s) if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') => {
+                    Match::Exact(s[1..s.len() - 1].to_string())
+                }
                 other => other,
             });
             e.fail = Some(m);
