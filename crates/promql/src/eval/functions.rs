@@ -551,7 +551,7 @@ impl Evaluator<'_> {
                 if w.floats.is_empty() && w.hists.is_empty() {
                     continue;
                 }
-                let eval_ts = if src.at.is_some() { self.start } else { ts };
+                let eval_ts = ts;
                 let v = window_function(name, &w, src.range, eval_ts, &scalars, i, &mut notes);
                 if let Some(v) = v {
                     push_value(&mut series, ts, v);

@@ -451,7 +451,77 @@ fn run_eval(engine: &Engine, storage: &MemStorage, ev: &Eval) -> Result<(), Stri
             other => Err(format!("expected string {s:?} for {:?}, got {other:?}", ev.query)),
         };
     }
-    match &res.value {
+    compare(ev, &res.value)?;
+    // Like upstream, an instant query must give the same result as the middle step of a
+    // range query around it (ordered results excepted: range results are sorted by labels).
+    if !ev.range
+        && !ev.expect.ordered
+        && matches!(res.value, Value::Vector(_) | Value::Scalar { .. })
+        && !uses_query_range_functions(&ev.query)
+    {
+        let t = ev.start;
+        let range =
+            futures::executor::block_on(engine.range_query(storage, &ev.query, t - 60_000, t + 60_000, 60_000, None))
+                .map_err(|e| format!("error evaluating query {:?} in range mode: {e}", ev.query))?;
+        let Value::Matrix(m) = range.value else {
+            return Err(format!("range mode of {:?} did not return a matrix", ev.query));
+        };
+        let mut v = Vec::new();
+        for s in m {
+            if let Some(p) = s.floats.iter().find(|p| p.t == t) {
+                v.push(crate::value::Sample {
+                    metric: s.metric.clone(),
+                    t,
+                    f: p.v,
+                    h: None,
+                    drop_name: false,
+                });
+            }
+            if let Some(p) = s.histograms.iter().find(|p| p.t == t) {
+                v.push(crate::value::Sample {
+                    metric: s.metric.clone(),
+                    t,
+                    f: 0.0,
+                    h: Some(p.h.clone()),
+                    drop_name: false,
+                });
+            }
+        }
+        let as_instant = match res.value {
+            Value::Scalar { .. } => Value::Scalar {
+                t,
+                v: v.first().map_or(f64::NAN, |s| s.f),
+            },
+            _ => Value::Vector(v),
+        };
+        compare(ev, &as_instant).map_err(|e| format!("in range mode: {e}"))?;
+    }
+    Ok(())
+}
+
+/// `step()`, `range()`, `start()` and `end()` as functions depend on the query's range, so
+/// their instant and range results legitimately differ.
+fn uses_query_range_functions(query: &str) -> bool {
+    fn walk(e: &crate::parser::Expr) -> bool {
+        use crate::parser::Expr;
+        match e {
+            Expr::Call(c) => {
+                matches!(c.func.name, "step" | "range" | "start" | "end") || c.args.args.iter().any(|a| walk(a))
+            }
+            Expr::Binary(b) => walk(&b.lhs) || walk(&b.rhs),
+            Expr::Paren(p) => walk(&p.expr),
+            Expr::Unary(u) => walk(&u.expr),
+            Expr::Subquery(s) => walk(&s.expr),
+            Expr::Aggregate(a) => walk(&a.expr) || a.param.as_deref().is_some_and(walk),
+            _ => false,
+        }
+    }
+    crate::parser::parse_query(query).is_ok_and(|p| walk(&p.expr))
+}
+
+/// Compares a query value with the expected result of an eval command.
+fn compare(ev: &Eval, value: &Value) -> Result<(), String> {
+    match value {
         Value::Scalar { v, .. } => {
             let Some(e) = ev.scalar else {
                 return Err(format!(
