@@ -180,6 +180,10 @@ struct Matching {
     on: bool,
     labels: Vec<String>,
     include: Vec<String>,
+    /// `fill(...)`, `fill_left(...)`, `fill_right(...)`: values standing in for a missing
+    /// left or right operand.
+    fill_left: Option<f64>,
+    fill_right: Option<f64>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -252,8 +256,12 @@ impl Evaluator<'_> {
             on: false,
             labels: Vec::new(),
             include: Vec::new(),
+            fill_left: None,
+            fill_right: None,
         };
         if let Some(bm) = &b.modifier {
+            m.fill_left = bm.fill_values.lhs;
+            m.fill_right = bm.fill_values.rhs;
             match &bm.matching {
                 Some(LabelModifier::Include(l)) => {
                     m.on = true;
@@ -477,12 +485,38 @@ impl Evaluator<'_> {
                 }
                 right.insert(rsig[j], (j, v));
             }
-            if rhs_count == 0 {
+            // With the operands swapped for group_right, "our" lhs is the original right side.
+            let (fill_for_missing_rhs, fill_for_missing_lhs) = if swapped {
+                (m.fill_left, m.fill_right)
+            } else {
+                (m.fill_right, m.fill_left)
+            };
+            if rhs_count == 0 && fill_for_missing_rhs.is_none() {
                 continue;
             }
+            let mut matched_right: std::collections::HashSet<usize> = std::collections::HashSet::new();
+            let mut fills: Vec<(Labels, bool, StepValue)> = Vec::new();
             for (i, s) in lhs.iter().enumerate() {
                 let Some(lv) = lc[i].at(s, ts) else { continue };
-                let Some((j, rv)) = right.get(&lsig[i]) else { continue };
+                let Some((j, rv)) = right.get(&lsig[i]) else {
+                    if let Some(f) = fill_for_missing_rhs {
+                        let fv = StepValue::F(f);
+                        let (a, b) = if swapped { (&fv, &lv) } else { (&lv, &fv) };
+                        if let ElemResult::Value(v, keep) = elem_op(op, a, b) {
+                            let v = if return_bool {
+                                Some(StepValue::F(if keep { 1.0 } else { 0.0 }))
+                            } else {
+                                keep.then_some(v)
+                            };
+                            if let Some(v) = v {
+                                let drop_name = return_bool || !op.keeps_name() || s.drop_name;
+                                fills.push((result_metric(&s.metric, &Labels::empty(), m), drop_name, v));
+                            }
+                        }
+                    }
+                    continue;
+                };
+                matched_right.insert(lsig[i]);
                 let (a, b) = if swapped { (rv, &lv) } else { (&lv, rv) };
                 let (value, keep) = match elem_op(op, a, b) {
                     ElemResult::Value(v, k) => (v, k),
@@ -551,6 +585,46 @@ impl Evaluator<'_> {
                 }
                 last_t[oi] = ts;
                 push_value(&mut out[oi], ts, value);
+            }
+            if let Some(f) = fill_for_missing_lhs {
+                for (&sig, (j, rv)) in &right {
+                    if matched_right.contains(&sig) {
+                        continue;
+                    }
+                    let fv = StepValue::F(f);
+                    let (a, b) = if swapped { (rv, &fv) } else { (&fv, rv) };
+                    if let ElemResult::Value(v, keep) = elem_op(op, a, b) {
+                        let v = if return_bool {
+                            Some(StepValue::F(if keep { 1.0 } else { 0.0 }))
+                        } else {
+                            keep.then_some(v)
+                        };
+                        if let Some(v) = v {
+                            let drop_name = return_bool || !op.keeps_name() || rhs[*j].drop_name;
+                            fills.push((result_metric(&rhs[*j].metric, &Labels::empty(), m), drop_name, v));
+                        }
+                    }
+                }
+            }
+            for (metric, drop_name, v) in fills {
+                let oi = match by_labels.get(&metric) {
+                    Some(&oi) if out[oi].drop_name == drop_name => oi,
+                    _ => {
+                        by_labels.insert(metric.clone(), out.len());
+                        out.push(Series {
+                            metric,
+                            drop_name,
+                            ..Default::default()
+                        });
+                        last_t.push(i64::MIN);
+                        out.len() - 1
+                    }
+                };
+                if last_t[oi] == ts {
+                    return Err(QueryError::exec("vector cannot contain metrics with the same labelset"));
+                }
+                last_t[oi] = ts;
+                push_value(&mut out[oi], ts, v);
             }
         }
         if let Some((a, b)) = incompatible {
