@@ -1,0 +1,458 @@
+//! One block of the bucket as the store gateway serves it: its meta, its index-header in
+//! memory, and ranged reads (through the shared index cache) for postings, series and chunks.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hypnos_model::{Label, Labels, MatchOp, Matcher};
+use hypnos_objstore::Bucket;
+use hypnos_tsdb::chunks::parse_chunk_record;
+use hypnos_tsdb::encoding::read_uvarint;
+use hypnos_tsdb::index::postings::{intersect, union, without};
+use hypnos_tsdb::index::{parse_postings, parse_series_entry};
+use hypnos_tsdb::{BlockMeta, ChunkMeta, ChunkRef, SeriesRef};
+
+use crate::cache::{IndexCache, IndexKey};
+use crate::error::BlockError;
+use crate::indexheader::{self, IndexHeader};
+
+/// Bytes read for a series entry whose size is unknown; a longer entry is read again whole.
+const DEFAULT_SERIES_READ: u64 = 4096;
+/// Bytes read for a chunk whose size is unknown; a longer chunk is read again whole.
+const DEFAULT_CHUNK_READ: u64 = 2048;
+/// Chunk record overhead: length uvarint (at most 5 bytes), encoding byte, CRC.
+const CHUNK_OVERHEAD: u64 = 10;
+
+/// A series as selected from one block: labels from the index, chunk metas in time order.
+#[derive(Debug, Clone)]
+pub struct BlockSeries {
+    pub labels: Labels,
+    pub chunks: Vec<ChunkMeta>,
+}
+
+/// A chunk read from the bucket: TSDB encoding byte and data.
+#[derive(Debug, Clone)]
+pub struct FetchedChunk {
+    pub encoding: u8,
+    pub data: Bytes,
+}
+
+#[derive(Debug)]
+pub struct BucketBlock {
+    pub id: ulid::Ulid,
+    pub meta: BlockMeta,
+    /// External labels from `thanos.labels`.
+    pub ext_labels: Labels,
+    pub resolution: i64,
+    bucket: Arc<dyn Bucket>,
+    header: IndexHeader,
+    index_key: String,
+    /// Segment keys (`<ULID>/chunks/000001`, ...) in order, with their sizes.
+    segments: Vec<(String, u64)>,
+    cache: Arc<IndexCache>,
+}
+
+impl BucketBlock {
+    /// Builds (or reuses) the index-header under `data_dir/<ULID>/` and lists the chunk segments.
+    pub async fn load(
+        bucket: Arc<dyn Bucket>,
+        meta: BlockMeta,
+        data_dir: &Path,
+        cache: Arc<IndexCache>,
+    ) -> Result<Self, BlockError> {
+        let id: ulid::Ulid = meta.ulid.parse().map_err(|_| BlockError::Corrupt {
+            file: format!("{}/meta.json", meta.ulid),
+            offset: 0,
+            reason: "invalid ULID".into(),
+        })?;
+        let name = id.to_string();
+        let header = indexheader::load_or_build(bucket.as_ref(), &name, &data_dir.join(&name)).await?;
+        let chunks_dir = format!("{name}/chunks/");
+        let mut keys: Vec<String> = bucket
+            .iter(&chunks_dir, false)
+            .await
+            .map_err(|e| BlockError::bucket(&chunks_dir, e))?
+            .into_iter()
+            .filter(|k| !k.ends_with('/'))
+            .collect();
+        keys.sort();
+        let mut segments = Vec::with_capacity(keys.len());
+        for key in keys {
+            let size = bucket.head(&key).await.map_err(|e| BlockError::bucket(&key, e))?.size;
+            segments.push((key, size));
+        }
+        if segments.is_empty() && meta.stats.num_chunks > 0 {
+            return Err(BlockError::Corrupt {
+                file: chunks_dir,
+                offset: 0,
+                reason: format!("block has {} chunks but no chunk segment files", meta.stats.num_chunks),
+            });
+        }
+        let thanos = meta.thanos.clone().unwrap_or_default();
+        let ext_labels = Labels::from_pairs(thanos.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        Ok(BucketBlock {
+            id,
+            ext_labels,
+            resolution: thanos.downsample.resolution,
+            index_key: format!("{name}/index"),
+            bucket,
+            header,
+            segments,
+            cache,
+            meta,
+        })
+    }
+
+    /// Whether the block's half-open range `[minTime, maxTime)` meets the closed `[mint, maxt]`.
+    pub fn overlaps(&self, mint: i64, maxt: i64) -> bool {
+        self.meta.min_time <= maxt && mint < self.meta.max_time
+    }
+
+    pub fn header(&self) -> &IndexHeader {
+        &self.header
+    }
+
+    /// The request's matchers with those on external labels checked against this block's
+    /// values and removed; `None` when an external label rules the block out.
+    pub fn index_matchers(&self, matchers: &[Matcher]) -> Option<Vec<Matcher>> {
+        let mut rest = Vec::with_capacity(matchers.len());
+        for m in matchers {
+            match self.ext_labels.get(&m.name) {
+                Some(v) if !m.matches(v) => return None,
+                Some(_) => {}
+                None => rest.push(m.clone()),
+            }
+        }
+        Some(rest)
+    }
+
+    /// Series labels with the external labels added; external labels win over series labels.
+    pub fn with_external_labels(&self, labels: &Labels) -> Labels {
+        if self.ext_labels.is_empty() {
+            return labels.clone();
+        }
+        let mut out: Vec<Label> = Vec::with_capacity(labels.len() + self.ext_labels.len());
+        out.extend(labels.iter().filter(|l| !self.ext_labels.has(&l.name)).cloned());
+        out.extend(self.ext_labels.iter().cloned());
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Labels::from_sorted_unchecked(out)
+    }
+
+    /// Postings lists of several values of one label name, fetched with coalesced reads.
+    async fn postings_of_values(&self, name: &str, values: &[&str]) -> Result<Vec<Vec<SeriesRef>>, BlockError> {
+        let mut out = Vec::with_capacity(values.len());
+        let mut missing: Vec<(usize, u64)> = Vec::new();
+        for (i, value) in values.iter().enumerate() {
+            let Some(offset) = self.header.postings_offset(name, value) else {
+                out.push(Vec::new());
+                continue;
+            };
+            let key = self.postings_key(name, value);
+            match self.cache.get(&key) {
+                Some(b) => out.push(parse_postings(&b, offset).map_err(|e| BlockError::from_tsdb(&self.index_key, e))?),
+                None => {
+                    out.push(Vec::new());
+                    missing.push((i, offset));
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let ranges: Vec<Range<u64>> = missing.iter().map(|&(_, o)| self.header.postings_range(o)).collect();
+        let parts = self.read_ranges(&self.index_key, &ranges).await?;
+        for ((i, offset), b) in missing.into_iter().zip(parts) {
+            let list = parse_postings(&b, offset).map_err(|e| BlockError::from_tsdb(&self.index_key, e))?;
+            // Cache only the section itself (length, contents, CRC), not padding after it.
+            let section_len = b
+                .get(..4)
+                .map_or(0, |l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize);
+            let used = (8 + section_len).min(b.len());
+            self.cache.put(self.postings_key(name, values[i]), &b[..used]);
+            out[i] = list;
+        }
+        Ok(out)
+    }
+
+    fn postings_key(&self, name: &str, value: &str) -> IndexKey {
+        IndexKey::Postings {
+            block: self.id,
+            name: name.to_string(),
+            value: value.to_string(),
+        }
+    }
+
+    /// Union of the postings of the values of `name` that `accept` accepts.
+    async fn postings_where(&self, name: &str, accept: impl Fn(&str) -> bool) -> Result<Vec<SeriesRef>, BlockError> {
+        let values: Vec<&str> = self
+            .header
+            .label_values(name)
+            .iter()
+            .map(|(v, _)| v.as_str())
+            .filter(|v| accept(v))
+            .collect();
+        Ok(union(self.postings_of_values(name, &values).await?))
+    }
+
+    async fn all_postings(&self) -> Result<Vec<SeriesRef>, BlockError> {
+        Ok(union(self.postings_of_values("", &[""]).await?))
+    }
+
+    /// Series matching all matchers, with Prometheus's semantics: a matcher that accepts the
+    /// empty string also selects series without the label. No matchers selects every series.
+    pub async fn postings_for_matchers(&self, matchers: &[Matcher]) -> Result<Vec<SeriesRef>, BlockError> {
+        if matchers.is_empty() {
+            return self.all_postings().await;
+        }
+        let mut its: Vec<Vec<SeriesRef>> = Vec::new();
+        let mut not_its: Vec<Vec<SeriesRef>> = Vec::new();
+        for m in matchers {
+            let must_be_set = matchers.iter().any(|o| o.name == m.name && !o.matches_empty());
+            if !must_be_set || (m.op.is_negative() && m.matches_empty()) {
+                // Subtract the series whose value the matcher rejects.
+                not_its.push(self.postings_where(&m.name, |v| !m.matches(v)).await?);
+                continue;
+            }
+            let it = if m.op == MatchOp::Equal {
+                union(self.postings_of_values(&m.name, &[m.value.as_str()]).await?)
+            } else if let Some(set) = m.set_matches() {
+                let values: Vec<&str> = set.iter().map(String::as_str).collect();
+                union(self.postings_of_values(&m.name, &values).await?)
+            } else {
+                self.postings_where(&m.name, |v| m.matches(v)).await?
+            };
+            if it.is_empty() {
+                return Ok(Vec::new());
+            }
+            its.push(it);
+        }
+        if its.is_empty() {
+            its.push(self.all_postings().await?);
+        }
+        let mut out = intersect(its);
+        for n in &not_its {
+            if out.is_empty() {
+                break;
+            }
+            out = without(&out, n);
+        }
+        Ok(out)
+    }
+
+    /// Labels and chunk metas of the given series references (sorted, as postings are).
+    pub async fn series(&self, refs: &[SeriesRef]) -> Result<Vec<BlockSeries>, BlockError> {
+        let series_start = self.header.toc.series;
+        let series_end = self.header.series_end();
+        let max_read = match self.meta.thanos.as_ref().map(|t| t.index_stats.series_max_size) {
+            Some(n) if n > 0 => n as u64,
+            _ => DEFAULT_SERIES_READ,
+        };
+        let mut raw: Vec<Option<Bytes>> = Vec::with_capacity(refs.len());
+        let mut missing: Vec<usize> = Vec::new();
+        for &r in refs {
+            let cached = self.cache.get(&IndexKey::Series {
+                block: self.id,
+                series_ref: r,
+            });
+            if cached.is_none() {
+                missing.push(raw.len());
+            }
+            raw.push(cached);
+        }
+        let offset_of = |r: SeriesRef| -> Result<u64, BlockError> {
+            let off = u64::from(r) * 16;
+            if off < series_start || off >= series_end {
+                return Err(BlockError::Corrupt {
+                    file: self.index_key.clone(),
+                    offset: off,
+                    reason: format!("series reference {r} lies outside the series section"),
+                });
+            }
+            Ok(off)
+        };
+        if !missing.is_empty() {
+            let mut ranges = Vec::with_capacity(missing.len());
+            for &i in &missing {
+                let off = offset_of(refs[i])?;
+                ranges.push(off..(off + max_read).min(series_end));
+            }
+            let parts = self.read_ranges(&self.index_key, &ranges).await?;
+            for (&i, mut b) in missing.iter().zip(parts) {
+                let off = offset_of(refs[i])?;
+                let total = series_entry_len(&b).ok_or_else(|| BlockError::Corrupt {
+                    file: self.index_key.clone(),
+                    offset: off,
+                    reason: "series entry length is not a valid varint".into(),
+                })?;
+                if total > b.len() as u64 {
+                    if off + total > series_end {
+                        return Err(BlockError::Corrupt {
+                            file: self.index_key.clone(),
+                            offset: off,
+                            reason: format!("series entry of {total} bytes runs past the series section"),
+                        });
+                    }
+                    b = self.read_ranges(&self.index_key, &[off..off + total]).await?.remove(0);
+                }
+                let entry = b.slice(..(total as usize).min(b.len()));
+                self.cache.put(
+                    IndexKey::Series {
+                        block: self.id,
+                        series_ref: refs[i],
+                    },
+                    &entry,
+                );
+                raw[i] = Some(entry);
+            }
+        }
+        let mut out = Vec::with_capacity(refs.len());
+        for (&r, b) in refs.iter().zip(raw) {
+            let b = b.unwrap_or_default();
+            let off = offset_of(r)?;
+            let entry = parse_series_entry(&b, off).map_err(|e| BlockError::from_tsdb(&self.index_key, e))?;
+            let mut labels = Vec::with_capacity(entry.label_refs.len());
+            for (n, v) in entry.label_refs {
+                let (Some(name), Some(value)) = (self.symbol(n), self.symbol(v)) else {
+                    return Err(BlockError::Corrupt {
+                        file: self.index_key.clone(),
+                        offset: off,
+                        reason: format!("series {r} refers to a symbol out of range"),
+                    });
+                };
+                if labels.last().is_some_and(|l: &Label| l.name.as_str() >= name) {
+                    return Err(BlockError::Corrupt {
+                        file: self.index_key.clone(),
+                        offset: off,
+                        reason: format!("labels of series {r} are not sorted"),
+                    });
+                }
+                labels.push(Label::new(name, value));
+            }
+            out.push(BlockSeries {
+                labels: Labels::from_sorted_unchecked(labels),
+                chunks: entry.chunks,
+            });
+        }
+        Ok(out)
+    }
+
+    fn symbol(&self, i: u32) -> Option<&str> {
+        self.header.symbols.get(i as usize).map(String::as_str)
+    }
+
+    /// Reads chunks, CRC checked; the result is in the order of `refs`.
+    pub async fn chunks(&self, refs: &[ChunkRef]) -> Result<Vec<FetchedChunk>, BlockError> {
+        let max_read = match self.meta.thanos.as_ref().map(|t| t.index_stats.chunk_max_size) {
+            Some(n) if n > 0 => n as u64 + CHUNK_OVERHEAD,
+            _ => DEFAULT_CHUNK_READ,
+        };
+        let mut by_segment: HashMap<u32, Vec<usize>> = HashMap::new();
+        for (i, r) in refs.iter().enumerate() {
+            by_segment.entry(r.segment()).or_default().push(i);
+        }
+        let mut out: Vec<Option<FetchedChunk>> = vec![None; refs.len()];
+        for (segment, idxs) in by_segment {
+            let Some((key, size)) = self.segments.get(segment as usize) else {
+                return Err(BlockError::Corrupt {
+                    file: self.index_key.clone(),
+                    offset: 0,
+                    reason: format!(
+                        "chunk reference to segment {} but the block has {}",
+                        segment + 1,
+                        self.segments.len()
+                    ),
+                });
+            };
+            let mut ranges = Vec::with_capacity(idxs.len());
+            for &i in &idxs {
+                let off = u64::from(refs[i].offset());
+                if off < hypnos_tsdb::chunks::SEGMENT_HEADER_SIZE as u64 || off >= *size {
+                    return Err(BlockError::Corrupt {
+                        file: key.clone(),
+                        offset: off,
+                        reason: format!("chunk offset outside the segment of {size} bytes"),
+                    });
+                }
+                ranges.push(off..(off + max_read).min(*size));
+            }
+            let parts = self.read_ranges(key, &ranges).await?;
+            for (&i, mut b) in idxs.iter().zip(parts) {
+                let off = u64::from(refs[i].offset());
+                let (total, len_field) = chunk_record_len(&b).ok_or_else(|| BlockError::Corrupt {
+                    file: key.clone(),
+                    offset: off,
+                    reason: "chunk length is not a valid varint".into(),
+                })?;
+                if total > b.len() as u64 {
+                    if off + total > *size {
+                        return Err(BlockError::Corrupt {
+                            file: key.clone(),
+                            offset: off,
+                            reason: format!("chunk record of {total} bytes runs past the end of the segment"),
+                        });
+                    }
+                    b = self.read_ranges(key, &[off..off + total]).await?.remove(0);
+                }
+                let (chunk, _) = parse_chunk_record(&b, off).map_err(|e| BlockError::from_tsdb(key, e))?;
+                // The data follows the length field and the encoding byte.
+                let data = b.slice(len_field + 1..len_field + 1 + chunk.data.len());
+                out[i] = Some(FetchedChunk {
+                    encoding: chunk.encoding.to_byte(),
+                    data,
+                });
+            }
+        }
+        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    async fn read_ranges(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>, BlockError> {
+        let parts = self
+            .bucket
+            .get_ranges(key, ranges)
+            .await
+            .map_err(|e| BlockError::bucket(key, e))?;
+        if parts.len() != ranges.len() {
+            return Err(BlockError::Corrupt {
+                file: key.to_string(),
+                offset: 0,
+                reason: format!("asked for {} ranges, got {}", ranges.len(), parts.len()),
+            });
+        }
+        Ok(parts)
+    }
+
+    /// Label names present in the block's index.
+    pub fn label_names(&self) -> impl Iterator<Item = &str> {
+        self.header.label_names()
+    }
+
+    pub fn label_values(&self, name: &str) -> impl Iterator<Item = &str> {
+        self.header.label_values(name).iter().map(|(v, _)| v.as_str())
+    }
+}
+
+impl Default for FetchedChunk {
+    fn default() -> Self {
+        FetchedChunk {
+            encoding: 0,
+            data: Bytes::new(),
+        }
+    }
+}
+
+/// Total bytes of the series entry at the start of `b` (uvarint length, body, CRC), or `None`
+/// when the length prefix is malformed.
+fn series_entry_len(b: &[u8]) -> Option<u64> {
+    let (len, n) = read_uvarint(&b[..b.len().min(10)]).ok()?;
+    len.checked_add(n as u64)?.checked_add(4)
+}
+
+/// Total bytes of the chunk record at the start of `b` (uvarint length, encoding, data, CRC)
+/// and the size of its length field.
+fn chunk_record_len(b: &[u8]) -> Option<(u64, usize)> {
+    let (len, n) = read_uvarint(&b[..b.len().min(hypnos_tsdb::chunks::MAX_CHUNK_LEN_FIELD)]).ok()?;
+    Some((len.checked_add(n as u64)?.checked_add(5)?, n))
+}

@@ -1,0 +1,608 @@
+//! The bucket store: the set of loaded blocks, kept in step with the bucket by [`BucketStore::sync`],
+//! and the StoreAPI over them.
+//!
+//! A `Series` call runs in two phases. Selection: for every block overlapping the time range
+//! whose external labels pass the matchers, postings are intersected, series entries read, and
+//! `(labels with external labels, chunk metas)` collected into one sorted map across blocks, so
+//! output is sorted and a series spread over several blocks is sent once. Streaming: series are
+//! sent in that order in batches, each batch's chunks read with coalesced ranged reads, so
+//! memory holds chunk data of one batch only.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use futures::StreamExt;
+use hypnos_model::{Labels, Matcher};
+use hypnos_objstore::{Bucket, BucketError};
+use hypnos_storepb::chunk::raw_aggr_chunk;
+use hypnos_storepb::convert::{label_set_to_proto, labels_to_proto, matchers_from_proto};
+use hypnos_storepb::info::{InfoResponse, StoreInfo, TsdbInfo};
+use hypnos_storepb::shard::ShardMatcher;
+use hypnos_storepb::thanos::{
+    LabelNamesRequest, LabelNamesResponse, LabelValuesRequest, LabelValuesResponse, PartialResponseStrategy, Series,
+    SeriesRequest, SeriesResponse,
+};
+use hypnos_storepb::{SeriesStream, StoreApi, component};
+use hypnos_tsdb::{BlockMeta, ChunkMeta, ChunkRef};
+use tonic::Status;
+
+use crate::block::{BlockSeries, BucketBlock};
+use crate::cache::IndexCache;
+use crate::error::BlockError;
+use crate::fetcher::{FetcherConfig, MetaFetcher, state};
+use crate::metrics::Metrics;
+use crate::timeutil::{TimeOrDuration, now_millis};
+
+/// Series references resolved per read of the series section.
+const SERIES_BATCH: usize = 4096;
+/// Series per streamed batch (chunks of a batch are read together).
+const STREAM_BATCH: usize = 256;
+/// Blocks queried at once within one request.
+const BLOCK_QUERY_CONCURRENCY: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub data_dir: PathBuf,
+    pub fetcher: FetcherConfig,
+    pub block_sync_concurrency: usize,
+    pub index_cache_bytes: usize,
+}
+
+#[derive(Debug)]
+pub struct BucketStore {
+    bucket: Arc<dyn Bucket>,
+    fetcher: MetaFetcher,
+    cfg: StoreConfig,
+    cache: Arc<IndexCache>,
+    blocks: RwLock<BTreeMap<ulid::Ulid, Arc<BucketBlock>>>,
+    /// Blocks found corrupt, with the reason; not loaded again until they leave the bucket.
+    corrupt: Mutex<BTreeMap<ulid::Ulid, String>>,
+    pub metrics: Metrics,
+}
+
+/// Where a chunk of a selected series lives.
+type ChunkSource = (usize, ChunkMeta);
+
+impl BucketStore {
+    pub fn new(bucket: Arc<dyn Bucket>, cfg: StoreConfig) -> Self {
+        BucketStore {
+            fetcher: MetaFetcher::new(bucket.clone(), cfg.fetcher.clone()),
+            cache: Arc::new(IndexCache::new(cfg.index_cache_bytes)),
+            bucket,
+            cfg,
+            blocks: RwLock::new(BTreeMap::new()),
+            corrupt: Mutex::new(BTreeMap::new()),
+            metrics: Metrics::default(),
+        }
+    }
+
+    pub fn bucket(&self) -> &Arc<dyn Bucket> {
+        &self.bucket
+    }
+
+    /// Loaded blocks, in ULID order.
+    pub fn blocks(&self) -> Vec<Arc<BucketBlock>> {
+        self.blocks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Blocks skipped as corrupt, with the reason.
+    pub fn corrupt_blocks(&self) -> BTreeMap<ulid::Ulid, String> {
+        self.corrupt.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Brings the loaded blocks in line with the bucket: loads new blocks (building their
+    /// index-headers), drops blocks that left the bucket or were filtered out. A block that
+    /// fails to load as corrupt is logged, counted and skipped; the others keep serving.
+    pub async fn sync(&self) -> Result<(), BucketError> {
+        self.metrics.syncs.inc();
+        let synced = match self.fetcher.fetch().await {
+            Ok(s) => s,
+            Err(e) => {
+                self.metrics.sync_failures.inc();
+                return Err(e);
+            }
+        };
+        for s in state::ALL {
+            let n = synced.states.get(s).copied().unwrap_or(0);
+            self.metrics
+                .meta_synced
+                .get_or_create(&vec![("state".to_string(), s.to_string())])
+                .set(n as i64);
+        }
+        let loaded: HashSet<ulid::Ulid> = self
+            .blocks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        let corrupt: HashSet<ulid::Ulid> = self.corrupt_blocks().keys().copied().collect();
+        let to_load: Vec<BlockMeta> = synced
+            .metas
+            .iter()
+            .filter(|(id, _)| !loaded.contains(id) && !corrupt.contains(id))
+            .filter(|(id, m)| {
+                let res = m.thanos.as_ref().map_or(0, |t| t.downsample.resolution);
+                if res != 0 {
+                    tracing::warn!(block = %id, resolution = res, "skipping downsampled block: only raw data is served");
+                }
+                res == 0
+            })
+            .map(|(_, m)| m.clone())
+            .collect();
+        let results: Vec<(String, Result<BucketBlock, BlockError>)> = futures::stream::iter(to_load)
+            .map(|meta| async move {
+                let id = meta.ulid.clone();
+                (
+                    id,
+                    BucketBlock::load(self.bucket.clone(), meta, &self.cfg.data_dir, self.cache.clone()).await,
+                )
+            })
+            .buffer_unordered(self.cfg.block_sync_concurrency.max(1))
+            .collect()
+            .await;
+        for (id, result) in results {
+            self.metrics.block_loads.inc();
+            match result {
+                Ok(block) => {
+                    tracing::info!(block = %id, min_time = block.meta.min_time, max_time = block.meta.max_time, ext_labels = %block.ext_labels, "loaded block");
+                    self.blocks
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(block.id, Arc::new(block));
+                }
+                Err(e) => {
+                    self.metrics.block_load_failures.inc();
+                    match (e.is_corrupt(), id.parse::<ulid::Ulid>()) {
+                        (true, Ok(ulid)) => self.mark_corrupt(ulid, &e),
+                        _ => tracing::warn!(block = %id, err = %e, "loading block failed; retrying at the next sync"),
+                    }
+                }
+            }
+        }
+        // Drop blocks no longer wanted.
+        let gone: Vec<ulid::Ulid> = loaded
+            .iter()
+            .filter(|id| !synced.metas.contains_key(id))
+            .copied()
+            .collect();
+        for id in gone {
+            self.blocks.write().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            self.cache.remove_block(id);
+            let _ = tokio::fs::remove_dir_all(self.cfg.data_dir.join(id.to_string())).await;
+            self.metrics.block_drops.inc();
+            tracing::info!(block = %id, "dropped block");
+        }
+        {
+            let mut corrupt = self.corrupt.lock().unwrap_or_else(|p| p.into_inner());
+            corrupt.retain(|id, _| synced.metas.contains_key(id));
+            self.metrics.corrupt_blocks.set(corrupt.len() as i64);
+        }
+        let n = self.blocks.read().unwrap_or_else(|p| p.into_inner()).len();
+        self.metrics.blocks_loaded.set(n as i64);
+        Ok(())
+    }
+
+    /// Stops serving a block whose data turned out corrupt.
+    fn mark_corrupt(&self, id: ulid::Ulid, err: &BlockError) {
+        tracing::error!(block = %id, err = %err, "corrupt block: skipping it, other blocks keep serving");
+        self.metrics.corrupt_block_detections.inc();
+        let removed = self
+            .blocks
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id)
+            .is_some();
+        if removed {
+            self.cache.remove_block(id);
+        }
+        let mut corrupt = self.corrupt.lock().unwrap_or_else(|p| p.into_inner());
+        corrupt.insert(id, err.to_string());
+        self.metrics.corrupt_blocks.set(corrupt.len() as i64);
+        let n = self.blocks.read().unwrap_or_else(|p| p.into_inner()).len();
+        self.metrics.blocks_loaded.set(n as i64);
+    }
+
+    /// Records a block failure during a request: corrupt blocks are taken out of service. Returns
+    /// the warning to send, or the error status with partial responses disabled.
+    fn block_failure(&self, block: &BucketBlock, err: &BlockError, abort: bool) -> Result<String, Status> {
+        if err.is_corrupt() {
+            self.mark_corrupt(block.id, err);
+        } else {
+            tracing::warn!(block = %block.id, err = %err, "reading block failed");
+        }
+        let msg = format!("block {}: {err}", block.id);
+        if abort { Err(Status::aborted(msg)) } else { Ok(msg) }
+    }
+
+    /// The `--min-time`/`--max-time` window resolved now.
+    fn time_window(&self) -> (i64, i64) {
+        let now = now_millis();
+        (
+            self.cfg.fetcher.min_time.resolve(now),
+            self.cfg.fetcher.max_time.resolve(now),
+        )
+    }
+
+    fn blocks_in(&self, mint: i64, maxt: i64) -> Vec<Arc<BucketBlock>> {
+        let (lo, hi) = self.time_window();
+        let (mint, maxt) = (mint.max(lo), maxt.min(hi));
+        if mint > maxt {
+            return Vec::new();
+        }
+        self.blocks().into_iter().filter(|b| b.overlaps(mint, maxt)).collect()
+    }
+
+    /// Series of one block matching `matchers` with chunks in `[mint, maxt]`, labels complete.
+    async fn select_block(
+        &self,
+        block: &BucketBlock,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<BlockSeries>, BlockError> {
+        let Some(ms) = block.index_matchers(matchers) else {
+            return Ok(Vec::new());
+        };
+        let refs = block.postings_for_matchers(&ms).await?;
+        let mut out = Vec::new();
+        for batch in refs.chunks(SERIES_BATCH) {
+            for mut s in block.series(batch).await? {
+                s.chunks.retain(|c| c.overlaps(mint, maxt));
+                if s.chunks.is_empty() {
+                    continue;
+                }
+                s.labels = block.with_external_labels(&s.labels);
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn series_impl(self: Arc<Self>, req: SeriesRequest) -> Result<SeriesStream, Status> {
+        self.metrics.series_requests.inc();
+        let matchers = matchers_from_proto(&req.matchers)?;
+        if matchers.is_empty() {
+            return Err(Status::invalid_argument("no matchers specified"));
+        }
+        let abort =
+            req.partial_response_disabled || req.partial_response_strategy == PartialResponseStrategy::Abort as i32;
+        let (mint, maxt) = (req.min_time, req.max_time);
+        let blocks = self.blocks_in(mint, maxt);
+        let without: HashSet<&str> = req.without_replica_labels.iter().map(String::as_str).collect();
+        let shard = ShardMatcher::new(req.shard_info.as_ref());
+
+        let results: Vec<Result<Vec<BlockSeries>, BlockError>> = futures::stream::iter(blocks.clone())
+            .map(|b| {
+                let (store, matchers) = (self.clone(), matchers.clone());
+                async move { store.select_block(&b, &matchers, mint, maxt).await }
+            })
+            .buffered(BLOCK_QUERY_CONCURRENCY)
+            .collect()
+            .await;
+        let mut selected: BTreeMap<Labels, Vec<ChunkSource>> = BTreeMap::new();
+        let mut warnings = Vec::new();
+        for (bi, result) in results.into_iter().enumerate() {
+            match result {
+                Ok(series) => {
+                    for s in series {
+                        if !shard.matches(&s.labels) {
+                            continue;
+                        }
+                        let labels = if without.is_empty() {
+                            s.labels
+                        } else {
+                            let names: Vec<&str> = without.iter().copied().collect();
+                            s.labels.without(&names)
+                        };
+                        selected
+                            .entry(labels)
+                            .or_default()
+                            .extend(s.chunks.into_iter().map(|c| (bi, c)));
+                    }
+                }
+                Err(e) => warnings.push(self.block_failure(&blocks[bi], &e, abort)?),
+            }
+        }
+        let mut entries: Vec<(Labels, Vec<ChunkSource>)> = selected.into_iter().collect();
+        if req.limit > 0 {
+            entries.truncate(usize::try_from(req.limit).unwrap_or(usize::MAX));
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<SeriesResponse, Status>>(4);
+        let store = self.clone();
+        let skip_chunks = req.skip_chunks;
+        tokio::spawn(async move {
+            store
+                .stream_series(blocks, entries, skip_chunks, abort, warnings, tx)
+                .await;
+        });
+        Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    }
+
+    async fn stream_series(
+        &self,
+        blocks: Vec<Arc<BucketBlock>>,
+        entries: Vec<(Labels, Vec<ChunkSource>)>,
+        skip_chunks: bool,
+        abort: bool,
+        mut warnings: Vec<String>,
+        tx: tokio::sync::mpsc::Sender<Result<SeriesResponse, Status>>,
+    ) {
+        let mut failed_blocks: HashSet<usize> = HashSet::new();
+        for batch in entries.chunks(STREAM_BATCH) {
+            let mut fetched: HashMap<(usize, ChunkRef), crate::block::FetchedChunk> = HashMap::new();
+            if !skip_chunks {
+                let mut wanted: BTreeMap<usize, BTreeSet<ChunkRef>> = BTreeMap::new();
+                for (_, sources) in batch {
+                    for (bi, c) in sources {
+                        if !failed_blocks.contains(bi) {
+                            wanted.entry(*bi).or_default().insert(c.chunk_ref);
+                        }
+                    }
+                }
+                for (bi, refs) in wanted {
+                    let refs: Vec<ChunkRef> = refs.into_iter().collect();
+                    match blocks[bi].chunks(&refs).await {
+                        Ok(chunks) => fetched.extend(refs.into_iter().map(|r| (bi, r)).zip(chunks)),
+                        Err(e) => {
+                            failed_blocks.insert(bi);
+                            match self.block_failure(&blocks[bi], &e, abort) {
+                                Ok(w) => warnings.push(w),
+                                Err(status) => {
+                                    let _ = tx.send(Err(status)).await;
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            for (labels, sources) in batch {
+                let mut chunks = Vec::new();
+                if !skip_chunks {
+                    let mut sorted: Vec<&ChunkSource> = sources.iter().collect();
+                    sorted.sort_by_key(|(bi, c)| (c.min_time, c.max_time, *bi));
+                    for (bi, c) in sorted {
+                        let Some(f) = fetched.get(&(*bi, c.chunk_ref)) else {
+                            continue;
+                        };
+                        match raw_aggr_chunk(c.min_time, c.max_time, f.encoding, f.data.clone()) {
+                            Ok(a) => chunks.push(a),
+                            Err(e) => warnings.push(format!("block {}: {e}", blocks[*bi].id)),
+                        }
+                    }
+                    if chunks.is_empty() {
+                        continue;
+                    }
+                }
+                self.metrics.series_sent.inc();
+                self.metrics.chunks_sent.inc_by(chunks.len() as u64);
+                let series = Series {
+                    labels: labels_to_proto(labels),
+                    chunks,
+                };
+                if tx.send(Ok(SeriesResponse::series(series))).await.is_err() {
+                    return; // the client went away
+                }
+            }
+        }
+        for w in warnings {
+            if tx.send(Ok(SeriesResponse::warning(w))).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Series of `block` matching `ms` (already free of external-label matchers) in `[mint, maxt]`.
+    async fn matching_series(
+        &self,
+        block: &BucketBlock,
+        ms: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<BlockSeries>, BlockError> {
+        let refs = block.postings_for_matchers(ms).await?;
+        let mut out = Vec::new();
+        for batch in refs.chunks(SERIES_BATCH) {
+            for s in block.series(batch).await? {
+                if s.chunks.iter().any(|c| c.overlaps(mint, maxt)) {
+                    out.push(s);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn label_names_impl(&self, req: LabelNamesRequest) -> Result<LabelNamesResponse, Status> {
+        let matchers = matchers_from_proto(&req.matchers)?;
+        let abort =
+            req.partial_response_disabled || req.partial_response_strategy == PartialResponseStrategy::Abort as i32;
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        let mut warnings = Vec::new();
+        for block in self.blocks_in(req.start, req.end) {
+            let Some(ms) = block.index_matchers(&matchers) else {
+                continue;
+            };
+            if ms.is_empty() {
+                names.extend(block.label_names().map(str::to_string));
+                names.extend(block.ext_labels.iter().map(|l| l.name.clone()));
+                continue;
+            }
+            match self.matching_series(&block, &ms, req.start, req.end).await {
+                Ok(series) => {
+                    for s in &series {
+                        names.extend(s.labels.iter().map(|l| l.name.clone()));
+                    }
+                    if !series.is_empty() {
+                        names.extend(block.ext_labels.iter().map(|l| l.name.clone()));
+                    }
+                }
+                Err(e) => warnings.push(self.block_failure(&block, &e, abort)?),
+            }
+        }
+        for w in &req.without_replica_labels {
+            names.remove(w);
+        }
+        let mut names: Vec<String> = names.into_iter().collect();
+        if req.limit > 0 {
+            names.truncate(usize::try_from(req.limit).unwrap_or(usize::MAX));
+        }
+        Ok(LabelNamesResponse {
+            names,
+            warnings,
+            hints: None,
+        })
+    }
+
+    async fn label_values_impl(&self, req: LabelValuesRequest) -> Result<LabelValuesResponse, Status> {
+        if req.label.is_empty() {
+            return Err(Status::invalid_argument("label name parameter cannot be empty"));
+        }
+        let matchers = matchers_from_proto(&req.matchers)?;
+        let abort =
+            req.partial_response_disabled || req.partial_response_strategy == PartialResponseStrategy::Abort as i32;
+        let mut values: BTreeSet<String> = BTreeSet::new();
+        let mut warnings = Vec::new();
+        if req.without_replica_labels.contains(&req.label) {
+            return Ok(LabelValuesResponse::default());
+        }
+        for block in self.blocks_in(req.start, req.end) {
+            let Some(ms) = block.index_matchers(&matchers) else {
+                continue;
+            };
+            let ext_value = block.ext_labels.get(&req.label).map(str::to_string);
+            if ms.is_empty() {
+                match ext_value {
+                    Some(v) => {
+                        values.insert(v);
+                    }
+                    None => values.extend(block.label_values(&req.label).map(str::to_string)),
+                }
+                continue;
+            }
+            match self.matching_series(&block, &ms, req.start, req.end).await {
+                Ok(series) => match &ext_value {
+                    Some(v) if !series.is_empty() => {
+                        values.insert(v.clone());
+                    }
+                    Some(_) => {}
+                    None => values.extend(
+                        series
+                            .iter()
+                            .filter_map(|s| s.labels.get(&req.label).map(str::to_string)),
+                    ),
+                },
+                Err(e) => warnings.push(self.block_failure(&block, &e, abort)?),
+            }
+        }
+        let mut values: Vec<String> = values.into_iter().collect();
+        if req.limit > 0 {
+            values.truncate(usize::try_from(req.limit).unwrap_or(usize::MAX));
+        }
+        Ok(LabelValuesResponse {
+            values,
+            warnings,
+            hints: None,
+        })
+    }
+
+    /// Label sets, time range (clamped to `--min-time`/`--max-time`) and per-label-set ranges.
+    pub fn info_response(&self) -> InfoResponse {
+        let blocks = self.blocks();
+        let (lo, hi) = self.time_window();
+        let mut mint = i64::MAX;
+        let mut maxt = i64::MIN;
+        let mut by_labels: BTreeMap<Labels, Vec<(i64, i64)>> = BTreeMap::new();
+        for b in &blocks {
+            mint = mint.min(b.meta.min_time);
+            maxt = maxt.max(b.meta.max_time);
+            by_labels
+                .entry(b.ext_labels.clone())
+                .or_default()
+                .push((b.meta.min_time, b.meta.max_time));
+        }
+        if !blocks.is_empty() {
+            mint = mint.max(lo);
+            maxt = maxt.min(hi);
+        }
+        let mut tsdb_infos = Vec::new();
+        for (labels, mut ranges) in by_labels.clone() {
+            ranges.sort_unstable();
+            let mut merged: Vec<(i64, i64)> = Vec::new();
+            for (a, b) in ranges {
+                match merged.last_mut() {
+                    Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                    _ => merged.push((a, b)),
+                }
+            }
+            for (a, b) in merged {
+                tsdb_infos.push(TsdbInfo {
+                    labels: Some(label_set_to_proto(&labels)),
+                    min_time: a,
+                    max_time: b,
+                });
+            }
+        }
+        // Thanos sorts label sets by their string form.
+        let mut label_sets: Vec<Labels> = by_labels.into_keys().collect();
+        label_sets.sort_by_key(|l| l.to_string());
+        InfoResponse {
+            label_sets: label_sets.iter().map(label_set_to_proto).collect(),
+            component_type: component::STORE.to_string(),
+            store: Some(StoreInfo {
+                min_time: mint,
+                max_time: maxt,
+                supports_sharding: true,
+                supports_without_replica_labels: true,
+                tsdb_infos,
+                supports_projections: false,
+            }),
+            ..InfoResponse::default()
+        }
+    }
+}
+
+/// The StoreAPI face of a [`BucketStore`].
+#[derive(Debug, Clone)]
+pub struct StoreService(pub Arc<BucketStore>);
+
+#[tonic::async_trait]
+impl StoreApi for StoreService {
+    async fn info(&self) -> Result<InfoResponse, Status> {
+        Ok(self.0.info_response())
+    }
+
+    async fn series(&self, req: SeriesRequest) -> Result<SeriesStream, Status> {
+        self.0.clone().series_impl(req).await
+    }
+
+    async fn label_names(&self, req: LabelNamesRequest) -> Result<LabelNamesResponse, Status> {
+        self.0.label_names_impl(req).await
+    }
+
+    async fn label_values(&self, req: LabelValuesRequest) -> Result<LabelValuesResponse, Status> {
+        self.0.label_values_impl(req).await
+    }
+}
+
+impl StoreConfig {
+    pub fn new(data_dir: PathBuf) -> Self {
+        StoreConfig {
+            data_dir,
+            fetcher: FetcherConfig {
+                min_time: TimeOrDuration::Time(i64::MIN),
+                max_time: TimeOrDuration::Time(i64::MAX),
+                consistency_delay: std::time::Duration::ZERO,
+                ignore_deletion_marks_delay: std::time::Duration::from_secs(24 * 3600),
+            },
+            block_sync_concurrency: 20,
+            index_cache_bytes: 250 << 20,
+        }
+    }
+}
