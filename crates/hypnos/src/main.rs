@@ -9,6 +9,9 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     hypnos_server::init_logging(&cli.log);
+    // reqwest 0.13 (used for S3) has no TLS crypto provider of its own: install ring's once,
+    // before any component can open a bucket or an HTTPS client.
+    hypnos_objstore::install_tls_provider();
     match cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
