@@ -94,10 +94,13 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    #[cold]
     pub fn err(&self, reason: impl Into<String>) -> DecodeError {
         DecodeError::new(self.base + (self.pos / 8) as u64, reason)
     }
 
+    #[cold]
+    #[inline(never)]
     fn eof(&self) -> DecodeError {
         self.err("unexpected end of chunk data")
     }

@@ -137,18 +137,18 @@ pub(crate) fn xor_read(
     leading: &mut u8,
     trailing: &mut u8,
 ) -> Result<(), DecodeError> {
+    // One look at the next 56 bits covers the control bits and the 11-bit header.
     let word = r.peek_word();
     if word >> 63 == 0 {
-        r.consume(1)?;
-        return Ok(());
+        return r.consume(1);
     }
     let mbits: u32;
     if (word >> 62) & 1 == 0 {
         r.consume(2)?;
         mbits = 64u32.saturating_sub(u32::from(*leading) + u32::from(*trailing));
     } else {
-        r.consume(2)?;
-        let hdr = r.read_bits(11)?;
+        r.consume(13)?;
+        let hdr = (word >> 51) & 0x7ff;
         let new_leading = (hdr >> 6) as u32;
         let mut m = (hdr & 63) as u32;
         if m == 0 {

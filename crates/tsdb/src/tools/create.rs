@@ -44,7 +44,7 @@ pub fn create_blocks_from_openmetrics(
     fs::create_dir_all(output_dir).map_err(|e| Error::io(output_dir, e))?;
     let bd = compatible_block_duration(max_block_duration);
     let mut windows: BTreeMap<i64, BlockWriter> = BTreeMap::new();
-    let total = text.len() as u64;
+    let total = text.bytes().filter(|&b| b == b'\n').count() as u64;
     let file = input.display().to_string();
     for (n, s) in OmParser::new(file.clone(), &text).enumerate() {
         let s = s?;
