@@ -1,0 +1,68 @@
+//! The sidecar's own metrics, named like Thanos's where Thanos has the same thing.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Default)]
+pub struct SidecarMetrics {
+    pub uploads: Counter,
+    pub upload_failures: Counter,
+    pub dir_syncs: Counter,
+    pub dir_sync_failures: Counter,
+    /// Unix seconds of the last block uploaded completely; 0 before the first.
+    pub last_successful_upload_time: Gauge<f64, AtomicU64>,
+    pub prometheus_up: Gauge,
+    pub reloads: Counter,
+    pub reload_failures: Counter,
+}
+
+impl SidecarMetrics {
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = SidecarMetrics::default();
+        // prometheus-client appends `_total` to counters.
+        registry.register(
+            "thanos_shipper_uploads",
+            "Total number of uploaded blocks.",
+            m.uploads.clone(),
+        );
+        registry.register(
+            "thanos_shipper_upload_failures",
+            "Total number of block upload failures.",
+            m.upload_failures.clone(),
+        );
+        registry.register(
+            "thanos_shipper_dir_syncs",
+            "Total number of dir syncs.",
+            m.dir_syncs.clone(),
+        );
+        registry.register(
+            "thanos_shipper_dir_sync_failures",
+            "Total number of failed dir syncs.",
+            m.dir_sync_failures.clone(),
+        );
+        registry.register(
+            "thanos_shipper_last_successful_upload_time",
+            "Unix timestamp (seconds) of the last successful block upload.",
+            m.last_successful_upload_time.clone(),
+        );
+        registry.register(
+            "thanos_sidecar_prometheus_up",
+            "Whether the last call to Prometheus for its configuration succeeded (1) or not (0).",
+            m.prometheus_up.clone(),
+        );
+        registry.register(
+            "reloader_reloads",
+            "Total number of Prometheus reloads triggered by a configuration change.",
+            m.reloads.clone(),
+        );
+        registry.register(
+            "reloader_reloads_failed",
+            "Total number of Prometheus reloads that failed.",
+            m.reload_failures.clone(),
+        );
+        m
+    }
+}
