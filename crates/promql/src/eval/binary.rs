@@ -459,12 +459,14 @@ impl Evaluator<'_> {
         let mut hist_error: Option<hops::OpError> = None;
         let mut reconciled: Option<&'static str> = None;
         let mut right: HashMap<usize, (usize, StepValue)> = HashMap::new();
-        let mut matched: HashMap<usize, Vec<usize>> = HashMap::new();
+        // Per signature, the outputs matched at the current step; reset lazily by stamp so
+        // that steps allocate nothing.
+        let mut matched: Vec<Vec<usize>> = vec![Vec::new(); sig_ids.len()];
+        let mut matched_stamp: Vec<usize> = vec![0; sig_ids.len()];
         for step in 0..steps {
             self.check("query execution")?;
             let ts = self.step_ts(step);
             right.clear();
-            matched.clear();
             let mut rhs_count = 0;
             for (j, s) in rhs.iter().enumerate() {
                 let Some(v) = rc[j].at(s, ts) else { continue };
@@ -557,7 +559,11 @@ impl Evaluator<'_> {
                     }
                 };
                 // Matching errors are found before comparisons filter elements out.
-                let e = matched.entry(lsig[i]).or_default();
+                if matched_stamp[lsig[i]] != step + 1 {
+                    matched_stamp[lsig[i]] = step + 1;
+                    matched[lsig[i]].clear();
+                }
+                let e = &mut matched[lsig[i]];
                 if m.card == Card::OneToOne {
                     if !e.is_empty() {
                         return Err(QueryError::exec(
