@@ -234,6 +234,10 @@ fn tsdb_blocks_interoperate_with_promtool() {
     };
     assert_eq!(list(&f.ours), list(&f.theirs), "block ranges and stats");
     let (ours, theirs) = (dir_size(&f.ours) as f64, dir_size(&f.theirs) as f64);
+    eprintln!(
+        "on-disk size: ours {ours} bytes, promtool {theirs} bytes ({:+.2}%)",
+        (ours / theirs - 1.0) * 100.0
+    );
     if (ours - theirs).abs() / theirs >= 0.05 {
         let l = |d: &Path| run(hypnos().args(["tools", "tsdb", "list"]).arg(d));
         panic!(

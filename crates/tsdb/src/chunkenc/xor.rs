@@ -130,6 +130,12 @@ pub(crate) fn xor_write(w: &mut BitWriter, new: f64, cur: f64, leading: &mut u8,
     w.write_bits(delta >> new_trailing, sigbits);
 }
 
+/// Takes `n` bits (1..=56) that start `skip` bits into `word` (a `peek_word`).
+#[inline(always)]
+fn take(word: u64, skip: u32, n: u32) -> u64 {
+    (word << skip) >> (64 - n)
+}
+
 #[inline(always)]
 pub(crate) fn xor_read(
     r: &mut BitReader<'_>,
@@ -137,17 +143,14 @@ pub(crate) fn xor_read(
     leading: &mut u8,
     trailing: &mut u8,
 ) -> Result<(), DecodeError> {
-    // One look at the next 56 bits covers the control bits and the 11-bit header.
+    // One look at the next 57+ bits usually covers control bits, header and value bits.
     let word = r.peek_word();
     if word >> 63 == 0 {
         return r.consume(1);
     }
-    let mbits: u32;
-    if (word >> 62) & 1 == 0 {
-        r.consume(2)?;
-        mbits = 64u32.saturating_sub(u32::from(*leading) + u32::from(*trailing));
+    let (skip, mbits) = if (word >> 62) & 1 == 0 {
+        (2, 64u32.saturating_sub(u32::from(*leading) + u32::from(*trailing)))
     } else {
-        r.consume(13)?;
         let hdr = (word >> 51) & 0x7ff;
         let new_leading = (hdr >> 6) as u32;
         let mut m = (hdr & 63) as u32;
@@ -161,9 +164,18 @@ pub(crate) fn xor_read(
         }
         *leading = new_leading as u8;
         *trailing = (64 - new_leading - m) as u8;
-        mbits = m;
-    }
-    let bits = r.read_bits(mbits)?;
+        (13, m)
+    };
+    let bits = if mbits == 0 {
+        r.consume(skip)?;
+        0
+    } else if skip + mbits <= 56 {
+        r.consume(skip + mbits)?;
+        take(word, skip, mbits)
+    } else {
+        r.consume(skip)?;
+        r.read_bits(mbits)?
+    };
     let shifted = if *trailing >= 64 { 0 } else { bits << *trailing };
     *value = f64::from_bits(value.to_bits() ^ shifted);
     Ok(())
@@ -228,23 +240,25 @@ impl<'a> XorIterator<'a> {
             _ => {
                 let word = self.r.peek_word();
                 let ones = (!word).leading_zeros().min(4);
-                let (prefix_len, size) = match ones {
-                    0 => (1, 0),
-                    1 => (2, 14),
-                    2 => (3, 17),
-                    3 => (4, 20),
-                    _ => (4, 64),
-                };
-                self.r.consume(prefix_len)?;
-                let dod = if size == 0 {
+                let dod = if ones == 0 {
+                    self.r.consume(1)?;
                     0
-                } else {
-                    let bits = self.r.read_bits(size)?;
-                    if size < 64 && bits > (1u64 << (size - 1)) {
+                } else if ones < 4 {
+                    let (plen, size) = match ones {
+                        1 => (2, 14),
+                        2 => (3, 17),
+                        _ => (4, 20),
+                    };
+                    self.r.consume(plen + size)?;
+                    let bits = take(word, plen, size);
+                    if bits > (1u64 << (size - 1)) {
                         bits.wrapping_sub(1u64 << size) as i64
                     } else {
                         bits as i64
                     }
+                } else {
+                    self.r.consume(4)?;
+                    self.r.read_bits(64)? as i64
                 };
                 self.t_delta = (self.t_delta as i64).wrapping_add(dod) as u64;
                 self.t = self.t.wrapping_add(self.t_delta as i64);
