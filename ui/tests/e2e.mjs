@@ -14,12 +14,16 @@
 //   replicaLabel    when set: rows must not show it with dedup on, and must with dedup off
 //   stores          when set: {"minHealthy": N, "kinds": ["sidecar", ...]} checked on /stores
 //   graphRange      graph range to show (default 5m)
+//   downStore       when set: after the checks above, print `WAITING down-store` and wait for a
+//                   line on stdin (the caller stops that store meanwhile); then the query must
+//                   still answer with a warning, and /stores must show that endpoint DOWN
 //   completion      a prefix whose completion list must offer `query`'s metric (optional)
 //
 // Every step prints one line; the first failure saves a screenshot and exits non-zero.
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 
 const config = JSON.parse(process.env.E2E_CONFIG ?? '{}');
@@ -53,6 +57,16 @@ page.on('console', (msg) => {
   if (msg.type() === 'error') consoleErrors.push(msg.text());
 });
 page.on('pageerror', (err) => consoleErrors.push(`page error: ${err.message}`));
+
+let stdinLines = null;
+/** The next line the caller writes to our stdin. */
+function nextStdinLine() {
+  stdinLines ??= createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+  return stdinLines.next().then((r) => {
+    if (r.done) throw new Error('stdin closed while waiting for the caller');
+    return r.value;
+  });
+}
 
 let step = 'start';
 const shot = async (name) => {
@@ -260,6 +274,43 @@ try {
     }
     ok(`${n} stores, all UP: ${texts.map((t) => t.split('\t')[0]).join(', ')}`);
     await shot('08-stores');
+  }
+
+  if (config.downStore) {
+    step = 'store-down';
+    // The caller stops that store now; we go on when it says so on stdin.
+    console.log(`WAITING down-store ${config.downStore}`);
+    await nextStdinLine();
+    await page.goto(`${base}/graph`);
+    await page.locator('.cm-content').waitFor();
+    let warning = '';
+    for (const deadline = Date.now() + 30000; ; ) {
+      const status = await runQuery(query);
+      check(status === 'done', `with one store down and partial response on, the query still answers: ${await messages()}`);
+      const warnings = await page.getByTestId('alert-warning').allInnerTexts();
+      warning = warnings.find((w) => w.length > 0) ?? '';
+      if (warning) break;
+      check(Date.now() < deadline, 'no warning shown for the down store');
+      await page.waitForTimeout(1000);
+    }
+    check((await rows()).length > 0, 'the remaining replica still answers');
+    ok(`query warns: ${warning.split('\n')[0]}`);
+    await shot('09-query-warning');
+
+    await page.goto(`${base}/stores`);
+    const row = page.locator(`[data-testid=store-row]`, { hasText: config.downStore });
+    for (const deadline = Date.now() + 30000; ; ) {
+      await page.getByTestId('stores').waitFor({ timeout: 15000 });
+      if ((await row.count()) > 0 && (await row.getAttribute('data-health')) === 'down') break;
+      check(Date.now() < deadline, `${config.downStore} never shown DOWN`);
+      await page.waitForTimeout(1000);
+      await page.getByRole('button', { name: 'Refresh' }).click();
+    }
+    const rowText = await row.innerText();
+    check(/DOWN/.test(rowText), `the row says DOWN: ${rowText}`);
+    check((await page.locator('[data-testid=store-row][data-health=up]').count()) > 0, 'the other store stays UP');
+    ok(`stores page: ${rowText.replace(/\s+/g, ' ')}`);
+    await shot('10-store-down');
   }
 
   const unexpected = consoleErrors.filter((e) => !/Failed to load resource|completion request failed/.test(e));
