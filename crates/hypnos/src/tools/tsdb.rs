@@ -130,19 +130,14 @@ pub fn run(args: TsdbArgs) -> anyhow::Result<()> {
             for m in &a.matches {
                 selectors.push(hypnos_tsdb::tools::dump::parse_selector(m)?);
             }
-            if selectors.is_empty() {
-                selectors.push(Vec::new());
-            }
             let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
             let pb = progress_bar("dumping");
             let mut report = |done: u64, total: u64| {
                 pb.set_length(total);
                 pb.set_position(done);
             };
-            for sel in selectors {
-                hypnos_tsdb::tools::dump::dump(&a.db_path, a.min_time, a.max_time, &sel, &mut out, &mut report)
-                    .with_context(|| format!("dumping {}", a.db_path.display()))?;
-            }
+            hypnos_tsdb::tools::dump::dump(&a.db_path, a.min_time, a.max_time, &selectors, &mut out, &mut report)
+                .with_context(|| format!("dumping {}", a.db_path.display()))?;
             pb.finish_and_clear();
             out.flush()?;
             Ok(())

@@ -13,11 +13,12 @@ use crate::block::{BlockReader, SelectedSeries};
 use crate::error::{Error, Result};
 use crate::gofmt::{format_g, labels_string};
 
+/// Dumps the series matching any of `selectors` (all series when there is none).
 pub fn dump(
     dir: &Path,
     mint: i64,
     maxt: i64,
-    matchers: &[Matcher],
+    selectors: &[Vec<Matcher>],
     out: &mut dyn Write,
     progress: Progress<'_>,
 ) -> Result<()> {
@@ -26,10 +27,17 @@ pub fn dump(
         .map(|p| BlockReader::open(p))
         .collect::<Result<_>>()?;
     let mut series: BTreeMap<Labels, Vec<(usize, SelectedSeries)>> = BTreeMap::new();
+    let all: [Vec<Matcher>; 1] = [Vec::new()];
+    let selectors = if selectors.is_empty() { &all[..] } else { selectors };
     for (bi, b) in blocks.iter().enumerate() {
-        for s in b.select(matchers, mint, maxt)? {
-            let s = s?;
-            series.entry(s.labels.clone()).or_default().push((bi, s));
+        for matchers in selectors {
+            for s in b.select(matchers, mint, maxt)? {
+                let s = s?;
+                let parts = series.entry(s.labels.clone()).or_default();
+                if !parts.iter().any(|(pb, ps)| *pb == bi && ps.series_ref == s.series_ref) {
+                    parts.push((bi, s));
+                }
+            }
         }
     }
     let total = series.len() as u64;
@@ -143,4 +151,29 @@ pub fn parse_selector(s: &str) -> Result<Vec<Matcher>> {
         out.push(Matcher::new(*op, lname, value).map_err(|e| bad(&e.to_string()))?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors() {
+        let m = parse_selector(r#"up{job="a", env!~'d.*',x!="q\"",y=~"1|2"}"#).unwrap();
+        let s: Vec<String> = m.iter().map(|m| m.to_string()).collect();
+        assert_eq!(
+            s,
+            vec![
+                r#"__name__="up""#,
+                r#"job="a""#,
+                r#"env!~"d.*""#,
+                r#"x!="q\"""#,
+                r#"y=~"1|2""#
+            ]
+        );
+        assert_eq!(parse_selector("up").unwrap().len(), 1);
+        assert!(parse_selector("{job=a}").is_err());
+        assert!(parse_selector("{job=\"a\"").is_err());
+        assert!(parse_selector("").is_err());
+    }
 }
