@@ -1,0 +1,357 @@
+//! JSON exactly as Prometheus writes it: Go's string escaping, jsoniter's float and timestamp
+//! formats for vectors and matrices, encoding/json's for scalars and strings, and the native
+//! histogram object with its bucket boundary codes.
+
+use std::fmt::Write;
+
+use hypnos_model::histogram::bucket_indexes;
+use hypnos_model::{FloatHistogram, Labels};
+use hypnos_promql::Value;
+
+use super::bounds::bucket_bound;
+
+const CUSTOM_BUCKETS_SCHEMA: i32 = -53;
+
+/// A JSON string with Go's encoding/json escaping (HTML-safe: `<`, `>`, `&` become `\u003c`
+/// etc.; U+2028 and U+2029 are escaped; other control characters as `\u00XX`).
+pub fn write_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: shortest digits, two-digit exponent minimum.
+fn go_e(v: f64) -> String {
+    let s = format!("{v:e}");
+    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let (sign, digits) = match exp.strip_prefix('-') {
+        Some(d) => ('-', d),
+        None => ('+', exp),
+    };
+    if digits.len() < 2 {
+        format!("{mant}e{sign}0{digits}")
+    } else {
+        format!("{mant}e{sign}{digits}")
+    }
+}
+
+fn special(v: f64) -> Option<&'static str> {
+    if v.is_nan() {
+        Some("NaN")
+    } else if v == f64::INFINITY {
+        Some("+Inf")
+    } else if v == f64::NEG_INFINITY {
+        Some("-Inf")
+    } else {
+        None
+    }
+}
+
+/// jsoniter's sample value format (`jsonutil.MarshalFloat`), without quotes: `'e'` when
+/// `|v| < 1e-6` or `|v| >= 1e21`, else plain decimal.
+pub fn format_sample_value(v: f64) -> String {
+    if let Some(s) = special(v) {
+        return s.to_string();
+    }
+    let abs = v.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        go_e(v)
+    } else {
+        format!("{v}")
+    }
+}
+
+/// encoding/json scalar value format: `strconv.FormatFloat(v, 'f', -1, 64)`.
+pub fn format_scalar_value(v: f64) -> String {
+    special(v).map_or_else(|| format!("{v}"), str::to_string)
+}
+
+/// jsoniter timestamp: whole seconds, then `.` and exactly three digits when ms ≠ 0.
+pub fn write_timestamp(out: &mut String, t: i64) {
+    let (neg, abs) = if t < 0 {
+        (true, t.unsigned_abs())
+    } else {
+        (false, t.unsigned_abs())
+    };
+    if neg {
+        out.push('-');
+    }
+    let _ = write!(out, "{}", abs / 1000);
+    let frac = abs % 1000;
+    if frac != 0 {
+        let _ = write!(out, ".{frac:03}");
+    }
+}
+
+/// encoding/json float64 for a scalar's timestamp (`float64(t)/1000`).
+pub fn write_float_timestamp(out: &mut String, t: i64) {
+    let v = t as f64 / 1000.0;
+    let abs = v.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        // encoding/json trims the exponent's leading zero: 1e-07 → 1e-7.
+        out.push_str(&format!("{v:e}").replace("e", "e+").replace("e+-", "e-"));
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+pub fn write_labels(out: &mut String, ls: &Labels) {
+    out.push('{');
+    for (i, l) in ls.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(out, &l.name);
+        out.push(':');
+        write_str(out, &l.value);
+    }
+    out.push('}');
+}
+
+pub fn write_string_list(out: &mut String, items: &[String]) {
+    out.push('[');
+    for (i, s) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_str(out, s);
+    }
+    out.push(']');
+}
+
+fn write_quoted_value(out: &mut String, v: f64) {
+    out.push('"');
+    out.push_str(&format_sample_value(v));
+    out.push('"');
+}
+
+/// The native histogram object: `{"count":"…","sum":"…","buckets":[[rule,"lo","hi","n"],…]}`.
+/// Rules: 0 = (lo, hi] (positive), 1 = [lo, hi) (negative), 3 = [lo, hi] (zero bucket).
+pub fn write_histogram(out: &mut String, h: &FloatHistogram) {
+    out.push_str("{\"count\":");
+    write_quoted_value(out, h.count);
+    out.push_str(",\"sum\":");
+    write_quoted_value(out, h.sum);
+    let mut buckets: Vec<(u8, f64, f64, f64)> = Vec::new();
+    if h.schema == CUSTOM_BUCKETS_SCHEMA {
+        for (i, c) in bucket_indexes(&h.positive_spans, &h.positive_buckets) {
+            let Ok(iu) = usize::try_from(i) else { continue };
+            let upper = h.custom_values.get(iu).copied().unwrap_or(f64::INFINITY);
+            let lower = if iu == 0 {
+                f64::NEG_INFINITY
+            } else {
+                h.custom_values.get(iu - 1).copied().unwrap_or(f64::INFINITY)
+            };
+            buckets.push((0, lower, upper, c));
+        }
+    } else {
+        let neg: Vec<(i32, f64)> = bucket_indexes(&h.negative_spans, &h.negative_buckets).collect();
+        for &(i, c) in neg.iter().rev() {
+            buckets.push((1, -bucket_bound(i, h.schema), -bucket_bound(i - 1, h.schema), c));
+        }
+        buckets.push((3, -h.zero_threshold, h.zero_threshold, h.zero_count));
+        for (i, c) in bucket_indexes(&h.positive_spans, &h.positive_buckets) {
+            buckets.push((0, bucket_bound(i - 1, h.schema), bucket_bound(i, h.schema), c));
+        }
+    }
+    let mut first = true;
+    for (rule, lo, hi, c) in buckets {
+        if c == 0.0 {
+            continue;
+        }
+        out.push_str(if first { ",\"buckets\":[" } else { "," });
+        first = false;
+        let _ = write!(out, "[{rule},");
+        write_quoted_value(out, lo);
+        out.push(',');
+        write_quoted_value(out, hi);
+        out.push(',');
+        write_quoted_value(out, c);
+        out.push(']');
+    }
+    if !first {
+        out.push(']');
+    }
+    out.push('}');
+}
+
+/// `{"resultType":…,"result":…}` for a query value.
+pub fn write_query_data(out: &mut String, v: &Value) {
+    out.push_str("{\"resultType\":\"");
+    out.push_str(v.type_name());
+    out.push_str("\",\"result\":");
+    match v {
+        Value::Scalar { t, v } => {
+            out.push('[');
+            write_float_timestamp(out, *t);
+            out.push_str(",\"");
+            out.push_str(&format_scalar_value(*v));
+            out.push_str("\"]");
+        }
+        Value::String { t, s } => {
+            out.push('[');
+            write_float_timestamp(out, *t);
+            out.push(',');
+            write_str(out, s);
+            out.push(']');
+        }
+        Value::Vector(vec) => {
+            out.push('[');
+            for (i, s) in vec.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"metric\":");
+                write_labels(out, &s.metric);
+                match &s.h {
+                    Some(h) => {
+                        out.push_str(",\"histogram\":[");
+                        write_timestamp(out, s.t);
+                        out.push(',');
+                        write_histogram(out, h);
+                    }
+                    None => {
+                        out.push_str(",\"value\":[");
+                        write_timestamp(out, s.t);
+                        out.push(',');
+                        write_quoted_value(out, s.f);
+                    }
+                }
+                out.push_str("]}");
+            }
+            out.push(']');
+        }
+        Value::Matrix(m) => {
+            out.push('[');
+            for (i, s) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"metric\":");
+                write_labels(out, &s.metric);
+                if !s.floats.is_empty() {
+                    out.push_str(",\"values\":[");
+                    for (j, p) in s.floats.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        out.push('[');
+                        write_timestamp(out, p.t);
+                        out.push(',');
+                        write_quoted_value(out, p.v);
+                        out.push(']');
+                    }
+                    out.push(']');
+                }
+                if !s.histograms.is_empty() {
+                    out.push_str(",\"histograms\":[");
+                    for (j, p) in s.histograms.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        out.push('[');
+                        write_timestamp(out, p.t);
+                        out.push(',');
+                        write_histogram(out, &p.h);
+                        out.push(']');
+                    }
+                    out.push(']');
+                }
+                out.push('}');
+            }
+            out.push(']');
+        }
+    }
+    out.push('}');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hypnos_model::Span;
+
+    #[test]
+    fn sample_values_like_jsoniter() {
+        assert_eq!(format_sample_value(1e-7), "1e-07");
+        assert_eq!(format_sample_value(1e21), "1e+21");
+        assert_eq!(format_sample_value(123456789.125), "123456789.125");
+        assert_eq!(format_sample_value(1.5e300), "1.5e+300");
+        assert_eq!(format_sample_value(0.000001), "0.000001");
+        assert_eq!(format_sample_value(0.0), "0");
+        assert_eq!(format_sample_value(-0.0), "-0");
+        assert_eq!(format_sample_value(f64::NAN), "NaN");
+        assert_eq!(format_sample_value(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(format_sample_value(f64::INFINITY), "+Inf");
+        assert_eq!(format_sample_value(2.0), "2");
+    }
+
+    #[test]
+    fn scalar_values_like_encoding_json() {
+        assert_eq!(format_scalar_value(1e-7), "0.0000001");
+        assert_eq!(format_scalar_value(1e21), "1000000000000000000000");
+        assert_eq!(format_scalar_value(f64::NEG_INFINITY), "-Inf");
+    }
+
+    #[test]
+    fn timestamps() {
+        let ts = |t| {
+            let mut s = String::new();
+            write_timestamp(&mut s, t);
+            s
+        };
+        assert_eq!(ts(1_700_000_000_500), "1700000000.500");
+        assert_eq!(ts(1_700_000_000_010), "1700000000.010");
+        assert_eq!(ts(1_700_000_000_000), "1700000000");
+        assert_eq!(ts(-1500), "-1.500");
+        let fts = |t| {
+            let mut s = String::new();
+            write_float_timestamp(&mut s, t);
+            s
+        };
+        assert_eq!(fts(1_700_000_000_500), "1700000000.5");
+        assert_eq!(fts(1_700_000_000_000), "1700000000");
+    }
+
+    #[test]
+    fn strings_escape_like_go() {
+        let mut s = String::new();
+        write_str(&mut s, "a<b>&\"\\\n\u{1}é");
+        assert_eq!(s, r#""a\u003cb\u003e\u0026\"\\\n\u0001é""#);
+    }
+
+    #[test]
+    fn histogram_matches_prometheus_2_42() {
+        // The verified example of the reference sheet.
+        let h = FloatHistogram {
+            schema: 1,
+            zero_threshold: 0.001,
+            zero_count: 3.0,
+            count: 10.0,
+            sum: 12.5,
+            positive_spans: vec![Span::new(0, 3)],
+            positive_buckets: vec![2.0, 3.0, 2.0],
+            ..Default::default()
+        };
+        let mut s = String::new();
+        write_histogram(&mut s, &h);
+        assert_eq!(
+            s,
+            r#"{"count":"10","sum":"12.5","buckets":[[3,"-0.001","0.001","3"],[0,"0.7071067811865475","1","2"],[0,"1","1.414213562373095","3"],[0,"1.414213562373095","2","2"]]}"#
+        );
+    }
+}

@@ -1,0 +1,243 @@
+//! The PromQL engine's storage for one query: every selector becomes a fan-out `Series` call,
+//! whose merged answer is deduplicated (or not) and decoded into the engine's series.
+
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use hypnos_model::{Matcher, Timestamp};
+use hypnos_promql::{FPoint, HPoint, Queryable, SelectHints, SeriesSet, StorageError, StorageSeries};
+use hypnos_storepb::convert::matchers_to_proto;
+use hypnos_storepb::thanos::{
+    Aggr, Func, Grouping, LabelNamesRequest, LabelValuesRequest, QueryHints, Range, SeriesRequest,
+};
+
+use crate::dedup::{self, Point, Value};
+use crate::fanout::{Fanout, MergedSeries, strategy};
+
+/// Per-request choices: the HTTP API's `dedup`, `replicaLabels[]`, `partial_response`,
+/// `storeMatch[]` and `max_source_resolution`.
+#[derive(Clone, Debug, Default)]
+pub struct QueryOptions {
+    pub dedup: bool,
+    pub replica_labels: Vec<String>,
+    pub partial_response: bool,
+    pub store_match: Vec<Vec<Matcher>>,
+    pub max_resolution_ms: i64,
+}
+
+impl QueryOptions {
+    /// Dedup needs both the request's consent and at least one replica label (as in Thanos).
+    pub fn dedup_active(&self) -> bool {
+        self.dedup && !self.replica_labels.is_empty()
+    }
+
+    fn without_replica_labels(&self) -> Vec<String> {
+        if self.dedup_active() {
+            self.replica_labels.clone()
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// Which aggregates of downsampled chunks a selector's function needs (Thanos's
+/// `aggrsFromFunc`); raw chunks are always used when present.
+pub fn aggregates_for(func: Option<&str>) -> Vec<i32> {
+    let f = func.unwrap_or("");
+    let one = |a: Aggr| vec![a as i32];
+    if f == "min" || f.starts_with("min_") {
+        one(Aggr::Min)
+    } else if f == "max" || f.starts_with("max_") {
+        one(Aggr::Max)
+    } else if f == "count" || f.starts_with("count_") {
+        one(Aggr::Count)
+    } else if f.starts_with("sum_") {
+        one(Aggr::Sum)
+    } else if matches!(f, "rate" | "increase" | "irate" | "resets" | "xrate" | "xincrease") {
+        one(Aggr::Counter)
+    } else {
+        vec![Aggr::Count as i32, Aggr::Sum as i32]
+    }
+}
+
+/// A [`Queryable`] over a fan-out, collecting the warnings of every call.
+#[derive(Debug)]
+pub struct FanoutQueryable {
+    fanout: Fanout,
+    opts: QueryOptions,
+    warnings: Mutex<Vec<String>>,
+}
+
+impl FanoutQueryable {
+    pub fn new(fanout: Fanout, opts: QueryOptions) -> Self {
+        FanoutQueryable {
+            fanout,
+            opts,
+            warnings: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn take_warnings(&self) -> Vec<String> {
+        self.warnings
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default()
+    }
+
+    fn add_warnings(&self, w: Vec<String>) {
+        if w.is_empty() {
+            return;
+        }
+        if let Ok(mut all) = self.warnings.lock() {
+            for x in w {
+                if !all.contains(&x) {
+                    all.push(x);
+                }
+            }
+        }
+    }
+
+    pub fn series_request(&self, hints: &SelectHints, matchers: &[Matcher], skip_chunks: bool) -> SeriesRequest {
+        let func = hints.func.as_deref();
+        SeriesRequest {
+            min_time: hints.start,
+            max_time: hints.end,
+            matchers: matchers_to_proto(matchers),
+            max_resolution_window: self.opts.max_resolution_ms,
+            aggregates: aggregates_for(func),
+            partial_response_strategy: strategy(self.opts.partial_response),
+            skip_chunks,
+            step: hints.step,
+            range: hints.range,
+            query_hints: Some(QueryHints {
+                step_millis: hints.step,
+                func: func.map(|f| Func { name: f.to_string() }),
+                grouping: if hints.grouping.is_empty() && !hints.by {
+                    None
+                } else {
+                    Some(Grouping {
+                        by: hints.by,
+                        labels: hints.grouping.clone(),
+                    })
+                },
+                range: (hints.range > 0).then_some(Range { millis: hints.range }),
+                ..Default::default()
+            }),
+            without_replica_labels: self.opts.without_replica_labels(),
+            ..Default::default()
+        }
+    }
+
+    /// Fetches merged series (labels with chunks); the `/api/v1/series` path uses it with
+    /// `skip_chunks`.
+    pub async fn fetch(
+        &self,
+        hints: &SelectHints,
+        matchers: &[Matcher],
+        skip_chunks: bool,
+    ) -> Result<Vec<MergedSeries>, StorageError> {
+        let req = self.series_request(hints, matchers, skip_chunks);
+        let res = self
+            .fanout
+            .series(req, &self.opts.store_match)
+            .await
+            .map_err(|e| StorageError::Other(e.to_string()))?;
+        self.add_warnings(res.warnings);
+        Ok(res.series)
+    }
+
+    fn to_storage(&self, s: &MergedSeries, counter: bool) -> Result<Option<StorageSeries>, StorageError> {
+        let points = if self.opts.dedup_active() {
+            dedup::dedup_series(&s.chunks, counter)
+        } else {
+            dedup::decode_chunks(&s.chunks).map(dedup::sort_unique)
+        }
+        .map_err(|e| StorageError::Other(format!("series {}: {e}", s.labels)))?;
+        if points.is_empty() {
+            return Ok(None);
+        }
+        let mut out = StorageSeries {
+            labels: s.labels.clone(),
+            ..Default::default()
+        };
+        for Point { t, v } in points {
+            match v {
+                Value::Float(v) => out.floats.push(FPoint { t, v }),
+                Value::Histogram(h) => out.histograms.push(HPoint { t, h }),
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+impl Queryable for FanoutQueryable {
+    fn select<'a>(
+        &'a self,
+        hints: &'a SelectHints,
+        matchers: &'a [Matcher],
+    ) -> BoxFuture<'a, Result<SeriesSet, StorageError>> {
+        Box::pin(async move {
+            let merged = self.fetch(hints, matchers, false).await?;
+            let counter = dedup::is_counter_func(hints.func.as_deref());
+            let mut out = Vec::with_capacity(merged.len());
+            for s in &merged {
+                if let Some(s) = self.to_storage(s, counter)? {
+                    out.push(Arc::new(s));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn label_names<'a>(
+        &'a self,
+        start: Timestamp,
+        end: Timestamp,
+        matchers: &'a [Matcher],
+    ) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+        Box::pin(async move {
+            let req = LabelNamesRequest {
+                start,
+                end,
+                matchers: matchers_to_proto(matchers),
+                partial_response_strategy: strategy(self.opts.partial_response),
+                without_replica_labels: self.opts.without_replica_labels(),
+                ..Default::default()
+            };
+            let (names, warnings) = self
+                .fanout
+                .label_names(req, &self.opts.store_match)
+                .await
+                .map_err(|e| StorageError::Other(e.to_string()))?;
+            self.add_warnings(warnings);
+            Ok(names)
+        })
+    }
+
+    fn label_values<'a>(
+        &'a self,
+        name: &'a str,
+        start: Timestamp,
+        end: Timestamp,
+        matchers: &'a [Matcher],
+    ) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+        Box::pin(async move {
+            let req = LabelValuesRequest {
+                label: name.to_string(),
+                start,
+                end,
+                matchers: matchers_to_proto(matchers),
+                partial_response_strategy: strategy(self.opts.partial_response),
+                without_replica_labels: self.opts.without_replica_labels(),
+                ..Default::default()
+            };
+            let (values, warnings) = self
+                .fanout
+                .label_values(req, &self.opts.store_match)
+                .await
+                .map_err(|e| StorageError::Other(e.to_string()))?;
+            self.add_warnings(warnings);
+            Ok(values)
+        })
+    }
+}
