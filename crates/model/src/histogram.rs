@@ -11,8 +11,9 @@
 /// Schema used for native histograms with custom bucket boundaries.
 pub const CUSTOM_BUCKETS_SCHEMA: i32 = -53;
 
-/// What a writer knew about counter resets when it stored the histogram; matches the
-/// 2-bit header field of histogram chunks.
+/// What a writer knew about counter resets when it stored the histogram, with the values of
+/// Prometheus's `histogram.CounterResetHint`. Histogram chunk headers encode the same four
+/// states with other bits (`0b10` is a reset there): convert in the chunk codec, not here.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum CounterResetHint {
     #[default]
@@ -23,6 +24,7 @@ pub enum CounterResetHint {
 }
 
 impl CounterResetHint {
+    /// From the numeric value of Prometheus's `CounterResetHint` (not chunk header bits).
     pub fn from_bits(b: u8) -> Self {
         match b & 0b11 {
             1 => CounterResetHint::CounterReset,
