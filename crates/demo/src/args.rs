@@ -25,9 +25,6 @@ pub struct DemoArgs {
     /// default a FILESYSTEM bucket under `--data-dir`.
     #[arg(long = "objstore.config-file")]
     pub objstore_config_file: Option<PathBuf>,
-    /// Also start the sidecars, the bucket, the store gateway and the querier (being built).
-    #[arg(long = "thanos-components", default_value_t = false, hide = true)]
-    pub thanos_components: bool,
     /// Scrape and evaluation interval of the demo's Prometheus servers.
     #[arg(long = "scrape-interval", default_value = "15s")]
     pub scrape_interval: String,

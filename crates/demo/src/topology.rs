@@ -78,9 +78,8 @@ const QUERIER_HTTP_PORT: u16 = 29090;
 const QUERIER_GRPC_PORT: u16 = 29190;
 
 impl Topology {
-    /// The seed's topology with what Hypnos implements today: the demo-app and the three
-    /// Prometheus servers. Sidecars, the bucket, the store gateway and the querier join as
-    /// their subcommands land.
+    /// The seed's topology: the demo-app, the three Prometheus servers, a sidecar for each
+    /// (the first uploading to the bucket), the store gateway and the querier.
     pub fn seed(args: &DemoArgs, hypnos_exe: &Path) -> Topology {
         let host = args.listen_host.as_str();
         let addr = |port: u16| format!("{host}:{}", port + args.port_offset);
@@ -157,9 +156,7 @@ impl Topology {
             files,
             dirs: Vec::new(),
         };
-        if args.thanos_components {
-            topology.add_thanos_components(args, hypnos_exe, &addr);
-        }
+        topology.add_thanos_components(args, hypnos_exe, &addr);
         topology
     }
 

@@ -1,5 +1,6 @@
-//! `hypnos demo` as a user runs it: the topology comes up, the printed Prometheus answers
-//! `instances_active_session`, and SIGTERM stops every process it started.
+//! `hypnos demo` as a user runs it: the topology comes up, the printed querier answers
+//! `instances_active_session` once per series without the replica label, and SIGTERM stops
+//! every process it started.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,7 +13,9 @@ use common::{ChildGuard, hypnos_bin, require_tool};
 
 /// An offset that moves every port of the seed's layout onto free ports.
 fn free_offset() -> u16 {
-    let seed_ports = [8080u16, 9090, 9091, 9092, 19090, 19091, 19092, 19094, 29090];
+    let seed_ports = [
+        8080u16, 9090, 9091, 9092, 19090, 19091, 19092, 19094, 19190, 19191, 19192, 19194, 29090, 29190,
+    ];
     for offset in (21000..50000).step_by(997) {
         if seed_ports
             .iter()
@@ -39,12 +42,12 @@ async fn demo_brings_up_the_topology_and_stops_it() {
         ]),
         dir.path(),
     );
-    let prom = format!("http://127.0.0.1:{}", 9090 + offset);
+    let querier = format!("http://127.0.0.1:{}", 29090 + offset);
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let body: Option<serde_json::Value> = match client
-            .get(format!("{prom}/api/v1/query"))
+            .get(format!("{querier}/api/v1/query"))
             .query(&[("query", "instances_active_session")])
             .send()
             .await
@@ -52,11 +55,23 @@ async fn demo_brings_up_the_topology_and_stops_it() {
             Ok(r) => r.json().await.ok(),
             Err(_) => None,
         };
-        let n = body
+        let result = body
             .as_ref()
-            .and_then(|b| b["data"]["result"].as_array().map(|a| a.len()))
-            .unwrap_or(0);
-        if n >= 3 {
+            .and_then(|b| b["data"]["result"].as_array().cloned())
+            .unwrap_or_default();
+        if result.len() >= 3 {
+            // The HA pair's two replicas were deduplicated: one series per instance name.
+            let mut names: Vec<String> = result
+                .iter()
+                .map(|s| {
+                    assert!(s["metric"].get("replica").is_none(), "replica label left in {s}");
+                    assert_eq!(s["metric"]["cluster"], "ap-south1", "{s}");
+                    s["metric"]["instance_name"].as_str().unwrap_or("").to_string()
+                })
+                .collect();
+            let n = names.len();
+            names.dedup();
+            assert_eq!(names.len(), n, "a series came back twice: {result:?}");
             break;
         }
         if let Ok(Some(status)) = demo.child.try_wait() {
@@ -66,7 +81,7 @@ async fn demo_brings_up_the_topology_and_stops_it() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let printed = std::fs::read_to_string(&demo.log).unwrap();
-    assert!(printed.contains(&prom), "URL table lists {prom}:\n{printed}");
+    assert!(printed.contains(&querier), "URL table lists {querier}:\n{printed}");
     for f in [
         "prometheus-0-apsouth1.yml",
         "prometheus-1-apsouth1.yml",
