@@ -295,7 +295,7 @@ impl BucketBlock {
                             reason: format!("series entry of {total} bytes runs past the series section"),
                         });
                     }
-                    b = self.read_ranges(&self.index_key, &[off..off + total]).await?.remove(0);
+                    b = self.read_range(&self.index_key, off..off + total).await?;
                 }
                 let entry = b.slice(..(total as usize).min(b.len()));
                 self.cache.put(
@@ -394,7 +394,7 @@ impl BucketBlock {
                             reason: format!("chunk record of {total} bytes runs past the end of the segment"),
                         });
                     }
-                    b = self.read_ranges(key, &[off..off + total]).await?.remove(0);
+                    b = self.read_range(key, off..off + total).await?;
                 }
                 let (chunk, _) = parse_chunk_record(&b, off).map_err(|e| BlockError::from_tsdb(key, e))?;
                 // The data follows the length field and the encoding byte.
@@ -406,6 +406,13 @@ impl BucketBlock {
             }
         }
         Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    async fn read_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, BlockError> {
+        self.bucket
+            .get_range(key, range)
+            .await
+            .map_err(|e| BlockError::bucket(key, e))
     }
 
     async fn read_ranges(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>, BlockError> {

@@ -25,62 +25,62 @@ impl Metrics {
     pub fn register(&self, r: &mut Registry) {
         r.register(
             "thanos_bucket_store_blocks_loaded",
-            "Number of currently loaded blocks.",
+            "Number of currently loaded blocks",
             self.blocks_loaded.clone(),
         );
         r.register(
             "thanos_bucket_store_block_loads",
-            "Total number of remote block loading attempts.",
+            "Total number of remote block loading attempts",
             self.block_loads.clone(),
         );
         r.register(
             "thanos_bucket_store_block_load_failures",
-            "Total number of failed remote block loading attempts.",
+            "Total number of failed remote block loading attempts",
             self.block_load_failures.clone(),
         );
         r.register(
             "thanos_bucket_store_block_drops",
-            "Total number of local blocks that were dropped.",
+            "Total number of local blocks that were dropped",
             self.block_drops.clone(),
         );
         r.register(
             "hypnos_store_corrupt_blocks",
-            "Number of blocks currently skipped because their data is corrupt.",
+            "Number of blocks currently skipped because their data is corrupt",
             self.corrupt_blocks.clone(),
         );
         r.register(
             "hypnos_store_corrupt_block_detections",
-            "Total number of times a block was found corrupt (at load or while serving) and skipped.",
+            "Total number of times a block was found corrupt (at load or while serving) and skipped",
             self.corrupt_block_detections.clone(),
         );
         r.register(
             "thanos_blocks_meta_syncs",
-            "Total blocks metadata synchronization attempts.",
+            "Total blocks metadata synchronization attempts",
             self.syncs.clone(),
         );
         r.register(
             "thanos_blocks_meta_sync_failures",
-            "Total blocks metadata synchronization failures.",
+            "Total blocks metadata synchronization failures",
             self.sync_failures.clone(),
         );
         r.register(
             "thanos_blocks_meta_synced",
-            "Number of block metadata synced, by state.",
+            "Number of block metadata synced, by state",
             self.meta_synced.clone(),
         );
         r.register(
             "thanos_bucket_store_series_requests",
-            "Total Series calls.",
+            "Total Series calls",
             self.series_requests.clone(),
         );
         r.register(
             "hypnos_store_series_sent",
-            "Total series sent in Series responses.",
+            "Total series sent in Series responses",
             self.series_sent.clone(),
         );
         r.register(
             "hypnos_store_chunks_sent",
-            "Total chunks sent in Series responses.",
+            "Total chunks sent in Series responses",
             self.chunks_sent.clone(),
         );
     }

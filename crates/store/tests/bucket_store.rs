@@ -1,7 +1,7 @@
 //! The bucket store in-process over a FILESYSTEM bucket holding blocks written by our TSDB
 //! writer, checked against our TSDB block reader (the block-level reference), through the
 //! StoreAPI trait.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,6 +1,8 @@
 //! `hypnos tools …`: offline utilities, shaped like promtool's and Thanos's tools.
 
 pub mod block;
+pub mod bucket;
+pub mod generate;
 pub mod promqltest;
 pub mod tsdb;
 
@@ -12,6 +14,10 @@ pub enum ToolsCommand {
     Tsdb(tsdb::TsdbArgs),
     /// Check blocks for corruption.
     Block(block::BlockArgs),
+    /// Bucket tools: list, inspect and verify the blocks of an object-storage bucket (like `thanos tools bucket`).
+    Bucket(bucket::BucketArgs),
+    /// Generate realistic TSDB history (thanosbench-style plans and the seed's metrics) into data dirs or a bucket.
+    Generate(generate::GenerateArgs),
     /// Run PromQL test scripts in the upstream promqltest language.
     Promqltest(promqltest::PromqltestArgs),
 }
@@ -20,6 +26,8 @@ pub fn run(cmd: ToolsCommand) -> anyhow::Result<()> {
     match cmd {
         ToolsCommand::Tsdb(a) => tsdb::run(a),
         ToolsCommand::Block(a) => block::run(a),
+        ToolsCommand::Bucket(a) => bucket::run(a),
+        ToolsCommand::Generate(a) => generate::run(a),
         ToolsCommand::Promqltest(a) => promqltest::run(a),
     }
 }
