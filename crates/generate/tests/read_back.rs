@@ -85,13 +85,13 @@ fn continuous_30d_tiny_like_thanosbench() {
 fn seed_profile_with_replicas_and_determinism() {
     let root = tempfile::tempdir().unwrap();
     let dirs: Vec<PathBuf> = vec![root.path().join("prom1"), root.path().join("prom10")];
-    let plan = Plan::custom(Profile::seed(2), 3 * DAY, 2 * HOUR, 15 * SECOND, MAX).unwrap();
+    let plan = Plan::custom(Profile::seed(2), DAY, 2 * HOUR, 15 * SECOND, MAX).unwrap();
     let opts = Options::default()
         .with_replicas(2)
         .with_label("cluster", "ap-south1")
         .with_seed(7);
     let s = generate(&plan, &Output::Dirs(dirs.clone()), &opts).unwrap();
-    assert_eq!(s.blocks.len(), 2 * 36);
+    assert_eq!(s.blocks.len(), 2 * 12);
     let (a, metas_a) = read_all(&dirs[0]);
     let (b, metas_b) = read_all(&dirs[1]);
     assert_eq!(
