@@ -129,7 +129,8 @@ pub async fn run(
         registry: Arc::new(Registry::default()),
         readiness,
     });
-    let app = api::router(state).merge(ops);
+    // The web UI (crates/ui) answers `/`, `/graph`, `/stores` and `/static/…`.
+    let app = api::router(state).merge(ops).merge(hypnos_ui::router());
     let http_server = axum::serve(http, app).with_graceful_shutdown(stopped(stop_rx.clone()));
     let grpc_server = hypnos_storepb::server::serve(Arc::new(QuerierStore { fanout }), grpc, stopped(stop_rx));
     let (h, g) = tokio::join!(http_server, grpc_server);
