@@ -71,7 +71,6 @@ fn screenshot_dir(name: &str) -> PathBuf {
 }
 
 #[test]
-#[ignore = "needs crates/query to merge hypnos_ui::router() (pending 3-line change of its owner); remove this line then"]
 fn querier_ui_in_chromium() {
     let (node, chromium, script) = browser_tools();
     require_tool("prometheus");
