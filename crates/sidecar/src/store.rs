@@ -108,7 +108,7 @@ fn to_prompb_matcher(m: &Matcher) -> prompb::LabelMatcher {
 fn final_labels(series: Vec<prompb::Label>, external: &Labels, without: &[String]) -> Labels {
     let mut b = Labels::from_pairs(series.into_iter().map(|l| (l.name, l.value))).builder();
     for l in external.iter() {
-        if without.iter().any(|w| *w == l.name) {
+        if without.contains(&l.name) {
             b.del(&l.name);
         } else {
             b.set(l.name.clone(), l.value.clone());
