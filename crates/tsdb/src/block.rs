@@ -150,33 +150,10 @@ impl BlockWriter {
         // Prometheus 2.42 does not write the per-type sample counts; keep meta.json alike.
         stats.num_float_samples = 0;
         stats.num_histogram_samples = 0;
-        let thanos = self.opts.thanos.map(|mut t| {
-            let mut files: Vec<ThanosFile> = segments
-                .iter()
-                .map(|(n, s)| ThanosFile {
-                    rel_path: format!("chunks/{n}"),
-                    size_bytes: *s as i64,
-                    hash: None,
-                })
-                .collect();
-            files.push(ThanosFile {
-                rel_path: "index".into(),
-                size_bytes: index_size as i64,
-                hash: None,
-            });
-            files.push(ThanosFile {
-                rel_path: "meta.json".into(),
-                size_bytes: 0,
-                hash: None,
-            });
-            t.segment_files = segments.iter().map(|(n, _)| n.clone()).collect();
-            t.files = files;
-            t.index_stats = IndexStats {
-                series_max_size: series_max_size as i64,
-                chunk_max_size: chunk_max_size as i64,
-            };
-            t
-        });
+        let thanos = self
+            .opts
+            .thanos
+            .map(|t| with_block_files(t, &segments, index_size, series_max_size, chunk_max_size));
         let meta = BlockMeta {
             ulid: id.clone(),
             min_time,
@@ -194,6 +171,42 @@ impl BlockWriter {
         fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
         Ok(meta)
     }
+}
+
+/// Fills the Thanos section's file list, segment names and index stats from what the writer
+/// produced; shared by [`BlockWriter`] and the series-at-a-time writer.
+pub(crate) fn with_block_files(
+    mut t: ThanosMeta,
+    segments: &[(String, u64)],
+    index_size: u64,
+    series_max_size: u64,
+    chunk_max_size: usize,
+) -> ThanosMeta {
+    let mut files: Vec<ThanosFile> = segments
+        .iter()
+        .map(|(n, s)| ThanosFile {
+            rel_path: format!("chunks/{n}"),
+            size_bytes: *s as i64,
+            hash: None,
+        })
+        .collect();
+    files.push(ThanosFile {
+        rel_path: "index".into(),
+        size_bytes: index_size as i64,
+        hash: None,
+    });
+    files.push(ThanosFile {
+        rel_path: "meta.json".into(),
+        size_bytes: 0,
+        hash: None,
+    });
+    t.segment_files = segments.iter().map(|(n, _)| n.clone()).collect();
+    t.files = files;
+    t.index_stats = IndexStats {
+        series_max_size: series_max_size as i64,
+        chunk_max_size: chunk_max_size as i64,
+    };
+    t
 }
 
 /// A series chosen by [`BlockReader::select`]: its labels and the chunks overlapping

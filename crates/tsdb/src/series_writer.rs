@@ -16,7 +16,7 @@ use crate::chunks::{ChunkWriter, MAX_RECORD_OVERHEAD};
 use crate::error::{Error, Result};
 use crate::head::{BuiltChunk, SeriesChunker};
 use crate::index::{ChunkMeta, IndexWriter};
-use crate::meta::{BlockCompaction, BlockMeta, BlockStats, IndexStats, META_VERSION, ThanosFile};
+use crate::meta::{BlockCompaction, BlockMeta, BlockStats, META_VERSION};
 use crate::tombstones::Tombstones;
 
 /// Writes one block from series added in strictly increasing label order.
@@ -119,33 +119,10 @@ impl SeriesBlockWriter {
         // Prometheus 2.42 does not write the per-type sample counts; keep meta.json alike.
         stats.num_float_samples = 0;
         stats.num_histogram_samples = 0;
-        let thanos = self.opts.thanos.map(|mut t| {
-            let mut files: Vec<ThanosFile> = segments
-                .iter()
-                .map(|(n, s)| ThanosFile {
-                    rel_path: format!("chunks/{n}"),
-                    size_bytes: *s as i64,
-                    hash: None,
-                })
-                .collect();
-            files.push(ThanosFile {
-                rel_path: "index".into(),
-                size_bytes: index_size as i64,
-                hash: None,
-            });
-            files.push(ThanosFile {
-                rel_path: "meta.json".into(),
-                size_bytes: 0,
-                hash: None,
-            });
-            t.segment_files = segments.iter().map(|(n, _)| n.clone()).collect();
-            t.files = files;
-            t.index_stats = IndexStats {
-                series_max_size: series_max_size as i64,
-                chunk_max_size: self.chunk_max_size as i64,
-            };
-            t
-        });
+        let thanos = self
+            .opts
+            .thanos
+            .map(|t| crate::block::with_block_files(t, &segments, index_size, series_max_size, self.chunk_max_size));
         let id = self.id.to_string();
         let meta = BlockMeta {
             ulid: id.clone(),
