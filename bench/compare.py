@@ -1,0 +1,899 @@
+#!/usr/bin/env python3
+"""Hypnos vs Prometheus 2.42 vs VictoriaMetrics on the same blocks, one run, one machine.
+
+For every dataset (source-size-days, e.g. gen-10k-1d) this script
+  1. builds TSDB blocks once (cached under --work): `gen` with `hypnos tools generate`
+     (the seed's demo-app metrics), `om` with promtool's `create-blocks-from openmetrics`
+     from an OpenMetrics file shaped like Prometheus's promql/bench_test.go (a_X, b_X, h_X);
+  2. loads the same blocks into Prometheus (hard links in its data dir), a Hypnos FILESYSTEM
+     bucket (store gateway + querier) and VictoriaMetrics (vmctl prometheus --prom-snapshot);
+  3. starts the three systems, timing start-up until a probe query answers with data;
+  4. runs the query set once per system for the equality check, then --reps times with the
+     systems interleaved query by query (order shuffled per query) for the latency medians;
+  5. records peak RSS (VmHWM), CPU time per query, bytes on disk and the load average.
+Results go to --out (JSON) and --markdown (the tables of BENCHMARKS.part.md).
+
+Stdlib only. Needs: prometheus + promtool (2.42), victoria-metrics + vmctl, script(1), a
+release build of hypnos (--hypnos or $HYPNOS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# End of the newest block: fixed so every run queries the same data (2h-aligned).
+END_S = 1_763_596_800  # 2025-11-20T00:00:00Z
+# Evaluation times are END - 10 ms - k * 15 s. The generator's scrape phases lie in
+# [0, 14 980) ms and promtool's samples sit on whole 15 s, so no sample ever lies exactly on
+# a range or lookback boundary: Prometheus 2.42 closes ranges on the left, 3.x (Hypnos)
+# leaves them open, and boundary samples would make the equality check fail for that reason.
+EVAL_END_MS = END_S * 1000 - 10
+INTERVAL_S = 15
+HOUR = 3600
+
+# Metric names the seed profile writes as floats (VictoriaMetrics 1.79 cannot import the
+# native histograms, so vmctl is told to skip them).
+GEN_FLOAT_METRICS = (
+    "up|total_http_requests|instances_active_session|request_duration_seconds_bucket|"
+    "request_duration_seconds_sum|request_duration_seconds_count|request_error_counts"
+)
+
+
+# ---------------------------------------------------------------------------------------
+# Query sets. Each entry: (name, expr, vm_reason). vm_reason is None when VictoriaMetrics
+# must return the same result as Prometheus; otherwise it says why VM's semantics differ,
+# and the VM comparison is still run and reported, just not counted as a failure.
+# ---------------------------------------------------------------------------------------
+VM_RATE = "VM's rate/increase do not extrapolate to the window edges and use the sample before the window"
+VM_CHANGES = "VM's changes()/resets() also count against the sample before the window"
+
+OM_QUERIES = [
+    # Prometheus promql/bench_test.go shapes; X = "big" (scales with the dataset) or
+    # "hundred" (fixed 100 series) where a [1d] window over every series would dominate.
+    ("a_X", "a_big", None),
+    ("rate(a_X[1m])", "rate(a_big[1m])", VM_RATE),
+    ("rate(a_X[1d])", "rate(a_hundred[1d])", VM_RATE),
+    ("changes(a_X[1d])", "changes(a_hundred[1d])", VM_CHANGES),
+    ("-a_X", "-a_big", None),
+    ("a_X - b_X", "a_big - b_big", None),
+    ("a_X and b_X{l=~'.*[0-4]$'}", "a_big and b_big{l=~'.*[0-4]$'}", None),
+    ("a_X or b_X{l=~'.*[0-4]$'}", "a_big or b_big{l=~'.*[0-4]$'}", None),
+    ("a_X unless b_X{l=~'.*[0-4]$'}", "a_big unless b_big{l=~'.*[0-4]$'}", None),
+    ("abs(a_X)", "abs(a_big)", None),
+    ("label_replace(a_X, ...)", "label_replace(a_big, 'l2', '$1', 'l', '(.*)')", None),
+    ("sum(a_X)", "sum(a_big)", None),
+    ("sum without (l)(h_X)", "sum without (l)(h_big)", None),
+    ("sum by (le)(h_X)", "sum by (le)(h_big)", None),
+    ("topk(5, a_X)", "topk(5, a_big)", None),
+    ("rate(a_X[1m]) + rate(b_X[1m])", "rate(a_big[1m]) + rate(b_big[1m])", VM_RATE),
+    ("sum without (l)(rate(a_X[1m])) / ...", "sum without (l)(rate(a_big[1m])) / sum without (l)(rate(b_big[1m]))", VM_RATE),
+    ("histogram_quantile(0.9, rate(h_X[5m]))", "histogram_quantile(0.9, rate(h_big[5m]))", VM_RATE),
+    # Many-to-one join (upstream's `a_X + on(l) group_right a_one` matches nothing).
+    ("h_X * on(l) group_left a_X", "h_big * on(l) group_left a_big", None),
+    ('count({__name__!=""})', 'count({__name__!=""})', None),
+]
+
+GEN_QUERIES = [
+    # Dashboard-style queries over the seed's demo-app metrics.
+    ("sum(rate(requests[5m]))", "sum(rate(total_http_requests[5m]))", VM_RATE),
+    ("sum by (status_code)(rate(errors[5m]))", "sum by (status_code)(rate(request_error_counts[5m]))", VM_RATE),
+    ("p99 by le", "histogram_quantile(0.99, sum by (le)(rate(request_duration_seconds_bucket[5m])))", VM_RATE),
+    (
+        "p90 by le, status_code",
+        "histogram_quantile(0.9, sum by (le, status_code)(rate(request_duration_seconds_bucket[5m])))",
+        VM_RATE,
+    ),
+    (
+        "mean latency by instance",
+        "sum by (instance)(rate(request_duration_seconds_sum[5m])) / sum by (instance)(rate(request_duration_seconds_count[5m]))",
+        VM_RATE,
+    ),
+    ("topk(5, rate(requests[5m]))", "topk(5, rate(total_http_requests[5m]))", VM_RATE),
+    ("avg_over_time(sessions[1h])", "avg_over_time(instances_active_session[1h])", None),
+    (
+        "max_over_time(sessions{regex}[6h])",
+        'max_over_time(instances_active_session{instance_name=~"prod.*|stag.*"}[6h])',
+        None,
+    ),
+    ("quantile_over_time(0.9, sessions[1h])", "quantile_over_time(0.9, instances_active_session[1h])", None),
+    ("sum(up{instance=~regex})", 'sum by (job)(up{instance=~".*[0-4]"})', None),
+    ("count by (le)(buckets)", "count by (le)(request_duration_seconds_bucket)", None),
+    ("sum by (code)(bucket{le=0.5})", 'sum by (status_code)(request_duration_seconds_bucket{le="0.5"})', None),
+]
+
+
+@dataclass
+class Mode:
+    name: str
+    range_s: int  # 0: instant query at EVAL_END_MS
+    step_s: int
+
+
+MODES = [
+    Mode("instant", 0, 0),
+    Mode("range 1h/15s", HOUR, 15),
+    Mode("range 6h/60s", 6 * HOUR, 60),
+    Mode("range 24h/5m", 24 * HOUR, 300),
+]
+LONG_MODE = Mode("range 14d/1h", 14 * 24 * HOUR, 3600)
+
+
+# ---------------------------------------------------------------------------------------
+# Small helpers.
+# ---------------------------------------------------------------------------------------
+def log(*a):
+    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def du_bytes(*paths: str) -> int:
+    """Apparent bytes of files under paths, each inode counted once."""
+    seen, total = set(), 0
+    for p in paths:
+        for dirpath, _, files in os.walk(p):
+            for f in files:
+                try:
+                    st = os.lstat(os.path.join(dirpath, f))
+                except FileNotFoundError:
+                    continue
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+def proc_status(pid: int, key: str) -> int:
+    """A kB field of /proc/PID/status (VmHWM, VmRSS) in bytes."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of a process (all threads) in seconds."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except OSError:
+        return 0.0
+
+
+def loadavg() -> float:
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def human_s(s: float) -> str:
+    if s < 1e-3:
+        return f"{s * 1e6:.0f} µs"
+    if s < 1:
+        return f"{s * 1e3:.1f} ms"
+    return f"{s:.2f} s"
+
+
+def parse_size(s: str) -> int:
+    s = s.lower()
+    mult = 1
+    if s.endswith("k"):
+        mult, s = 1000, s[:-1]
+    elif s.endswith("m"):
+        mult, s = 1_000_000, s[:-1]
+    return int(float(s) * mult)
+
+
+# ---------------------------------------------------------------------------------------
+# Datasets.
+# ---------------------------------------------------------------------------------------
+@dataclass
+class Dataset:
+    source: str  # gen | om
+    size: str
+    days: int
+    work: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}-{self.size}-{self.days}d"
+
+    @property
+    def dir(self) -> str:
+        return os.path.join(self.work, "data", self.name)
+
+    @property
+    def blocks(self) -> str:
+        return os.path.join(self.dir, "blocks")
+
+    @property
+    def series(self) -> int:
+        return parse_size(self.size)
+
+    @property
+    def start_s(self) -> int:
+        return END_S - self.days * 24 * HOUR
+
+    def queries(self):
+        return OM_QUERIES if self.source == "om" else GEN_QUERIES
+
+    def probe(self) -> str:
+        return "a_one" if self.source == "om" else "up"
+
+
+def run(cmd, **kw):
+    log("$", " ".join(cmd) if isinstance(cmd, list) else cmd)
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def build_blocks(ds: Dataset, hypnos: str):
+    if os.path.exists(os.path.join(ds.dir, "blocks.done")):
+        return
+    shutil.rmtree(ds.dir, ignore_errors=True)
+    os.makedirs(ds.blocks)
+    t0 = time.time()
+    if ds.source == "gen":
+        run(
+            [
+                hypnos, "tools", "generate", "--profile", "seed", "--series", str(ds.series),
+                "--duration", f"{ds.days}d", "--block-duration", "2h", "--interval", f"{INTERVAL_S}s",
+                "--churn", "0s", "--max-time", str(END_S * 1000), "-o", ds.blocks, "-q",
+            ]
+        )
+    else:
+        # One OpenMetrics file per 2h block: promtool re-reads its whole input once per block
+        # range, so one big file would cost (blocks x samples).
+        om = os.path.join(ds.dir, "input.om")
+        for lo in range(ds.start_s, END_S, 2 * HOUR):
+            n = write_openmetrics(om, ds, lo, lo + 2 * HOUR)
+            run(["promtool", "tsdb", "create-blocks-from", "openmetrics", om, ds.blocks], stdout=subprocess.DEVNULL)
+        log(f"{ds.name}: {n} series")
+        os.remove(om)
+    # Leave only complete blocks (no wal/chunks_head from the writers).
+    for e in os.listdir(ds.blocks):
+        if not os.path.exists(os.path.join(ds.blocks, e, "meta.json")):
+            shutil.rmtree(os.path.join(ds.blocks, e), ignore_errors=True)
+    log(f"{ds.name}: blocks built in {time.time() - t0:.0f}s, {human_bytes(du_bytes(ds.blocks))}")
+    open(os.path.join(ds.dir, "blocks.done"), "w").close()
+
+
+def om_families(n: int):
+    """bench_test.go's metric families, scaled: a_big/b_big with k series each and h_big with
+    k/10 label values x 11 buckets, so that the total is about n; plus a_one/a_ten/a_hundred
+    and b_hundred, h_hundred at upstream's fixed sizes."""
+    k = max(10, round(n / 3.1 / 10) * 10)
+    fams = []
+    for name, count in (("a_one", 1), ("a_ten", 10), ("a_hundred", 100), ("b_hundred", 100), ("a_big", k), ("b_big", k)):
+        fams.append((name, count, False))
+    fams.append(("h_big", max(1, k // 10), True))
+    return fams
+
+
+def write_openmetrics(path: str, ds: Dataset, lo_s: int, hi_s: int) -> int:
+    """Samples in [lo_s, hi_s) every 15 s on whole 15 s. Values grow like bench_test.go's
+    (one step per sample plus a per-series offset); the histogram's buckets are cumulative in
+    le. Returns the number of series."""
+    first = (lo_s - ds.start_s) // INTERVAL_S
+    steps = range(first, first + (hi_s - lo_s) // INTERVAL_S)
+    # " value timestamp" strings per value class, joined below with the series' name: the
+    # file is written at C speed rather than one Python format per sample.
+    cache = {}
+
+    def points(mult: int, offset: int):
+        key = (mult, offset)
+        if key not in cache:
+            cache[key] = [f"{s * mult + offset} {ds.start_s + s * INTERVAL_S}" for s in steps]
+        return cache[key]
+
+    les = [str(j) for j in range(10)] + ["+Inf"]
+    series = 0
+    with open(path, "w", buffering=1 << 22) as f:
+        for name, count, hist in om_families(ds.series):
+            f.write(f"# TYPE {name} gauge\n")
+            for i in range(count):
+                lbl = f'l="{i}"' if count > 1 else ""
+                if hist:
+                    bases = [(f'{name}{{{lbl + "," if lbl else ""}le="{le}"}}', j + 1 + i % 7, 0) for j, le in enumerate(les)]
+                    for base, mult, offset in bases:
+                        f.write(base + " " + ("\n" + base + " ").join(points(mult, offset)) + "\n")
+                        series += 1
+                    continue
+                # Distinct values at every step (offset i < mult) so topk has no ties to break.
+                base = f"{name}{{{lbl}}}" if lbl else name
+                mult = 100_000
+                f.write("".join(f"{base} {s * mult + i} {ds.start_s + s * INTERVAL_S}\n" for s in steps))
+                series += 1
+        f.write("# EOF\n")
+    return series
+
+
+def prepare_prometheus_dir(ds: Dataset) -> str:
+    d = os.path.join(ds.dir, "prom")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    for b in sorted(os.listdir(ds.blocks)):
+        run_quiet(["cp", "-al", os.path.join(ds.blocks, b), os.path.join(d, b)])
+    return d
+
+
+def run_quiet(cmd):
+    subprocess.run(cmd, check=True)
+
+
+def prepare_bucket(ds: Dataset) -> str:
+    """The blocks as a Thanos FILESYSTEM bucket: chunks and index hard-linked, meta.json
+    rewritten with a `thanos` section without external labels (so results carry the same
+    labels as Prometheus's)."""
+    d = os.path.join(ds.dir, "bucket")
+    if os.path.exists(os.path.join(ds.dir, "bucket.done")):
+        return d
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    for b in sorted(os.listdir(ds.blocks)):
+        src, dst = os.path.join(ds.blocks, b), os.path.join(d, b)
+        os.makedirs(dst)
+        for e in os.listdir(src):
+            if e == "meta.json":
+                continue
+            run_quiet(["cp", "-al", os.path.join(src, e), os.path.join(dst, e)])
+        with open(os.path.join(src, "meta.json")) as f:
+            meta = json.load(f)
+        meta["thanos"] = {"labels": {}, "downsample": {"resolution": 0}, "source": "bench"}
+        with open(os.path.join(dst, "meta.json"), "w") as f:
+            json.dump(meta, f, indent="\t")
+    open(os.path.join(ds.dir, "bucket.done"), "w").close()
+    return d
+
+
+# ---------------------------------------------------------------------------------------
+# Systems.
+# ---------------------------------------------------------------------------------------
+@dataclass
+class System:
+    name: str
+    url: str = ""
+    procs: list = field(default_factory=list)  # subprocess.Popen
+    extra_params: dict = field(default_factory=dict)
+    startup_s: float = 0.0
+    disk_bytes: int = 0
+
+    def pids(self):
+        return [p.pid for p in self.procs]
+
+    def hwm(self) -> int:
+        return sum(proc_status(p, "VmHWM") for p in self.pids())
+
+    def rss(self) -> int:
+        return sum(proc_status(p, "VmRSS") for p in self.pids())
+
+    def cpu(self) -> float:
+        return sum(proc_cpu_s(p) for p in self.pids())
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+RUNNING: list[System] = []
+
+
+def stop_all():
+    while RUNNING:
+        RUNNING.pop().stop()
+
+
+def spawn(cmd, logpath):
+    log("start:", " ".join(cmd))
+    out = open(logpath, "ab")
+    return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def http_query(sys_: System, expr: str, mode: Mode, timeout=600):
+    """One API call; returns (seconds, parsed JSON or error string)."""
+    if mode.range_s == 0:
+        path = "/api/v1/query"
+        params = {"query": expr, "time": f"{EVAL_END_MS / 1000:.3f}"}
+    else:
+        path = "/api/v1/query_range"
+        params = {
+            "query": expr,
+            "start": f"{(EVAL_END_MS - mode.range_s * 1000) / 1000:.3f}",
+            "end": f"{EVAL_END_MS / 1000:.3f}",
+            "step": str(mode.step_s),
+        }
+    params.update(sys_.extra_params)
+    url = sys_.url + path + "?" + urllib.parse.urlencode(params)
+    t0 = time.perf_counter()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            body = r.read()
+        dt = time.perf_counter() - t0
+    except urllib.error.HTTPError as e:
+        return time.perf_counter() - t0, f"HTTP {e.code}: {e.read()[:300]!r}"
+    except Exception as e:  # noqa: BLE001 - reported, not raised
+        return time.perf_counter() - t0, f"error: {e}"
+    try:
+        return dt, json.loads(body)
+    except ValueError as e:
+        return dt, f"bad JSON: {e}"
+
+
+def wait_ready(sys_: System, probe: str, t_start: float, timeout=1800):
+    mode = MODES[0]
+    while time.time() - t_start < timeout:
+        for p in sys_.procs:
+            if p.poll() is not None:
+                raise RuntimeError(f"{sys_.name}: process {p.args[0]} exited with {p.returncode}")
+        _, res = http_query(sys_, probe, mode, timeout=30)
+        if isinstance(res, dict) and res.get("status") == "success" and res["data"]["result"]:
+            sys_.startup_s = time.time() - t_start
+            log(f"{sys_.name}: ready after {sys_.startup_s:.1f}s")
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{sys_.name}: not ready after {timeout}s")
+
+
+def start_prometheus(ds: Dataset, logdir: str) -> System:
+    data = prepare_prometheus_dir(ds)
+    cfg = os.path.join(ds.work, "prometheus.yml")
+    with open(cfg, "w") as f:
+        f.write("global:\n  scrape_interval: 1h\n")
+    port = free_port()
+    s = System("prometheus", url=f"http://127.0.0.1:{port}")
+    t0 = time.time()
+    # min = max block duration: Prometheus must not compact the 2h blocks while we measure
+    # (the store gateway serves the same uncompacted blocks).
+    s.procs.append(
+        spawn(
+            [
+                "prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={data}",
+                "--storage.tsdb.retention.time=100y", "--storage.tsdb.min-block-duration=2h",
+                "--storage.tsdb.max-block-duration=2h", f"--web.listen-address=127.0.0.1:{port}",
+                "--log.level=warn",
+            ],
+            os.path.join(logdir, "prometheus.log"),
+        )
+    )
+    RUNNING.append(s)
+    wait_ready(s, ds.probe(), t0)
+    s.disk_bytes = du_bytes(data)
+    return s
+
+
+def start_hypnos(ds: Dataset, hypnos: str, logdir: str) -> System:
+    bucket = prepare_bucket(ds)
+    store_data = os.path.join(ds.dir, "store-data")
+    shutil.rmtree(store_data, ignore_errors=True)
+    grpc, http, qhttp, qgrpc = free_port(), free_port(), free_port(), free_port()
+    s = System("hypnos", url=f"http://127.0.0.1:{qhttp}")
+    t0 = time.time()
+    s.procs.append(
+        spawn(
+            [
+                hypnos, "store", f"--objstore.config=type: FILESYSTEM\nconfig:\n  directory: {bucket}\n",
+                f"--data-dir={store_data}", f"--grpc-address=127.0.0.1:{grpc}",
+                f"--http-address=127.0.0.1:{http}", "--log.level=warn",
+            ],
+            os.path.join(logdir, "hypnos-store.log"),
+        )
+    )
+    s.procs.append(
+        spawn(
+            [
+                hypnos, "query", f"--endpoint=127.0.0.1:{grpc}", f"--http-address=127.0.0.1:{qhttp}",
+                f"--grpc-address=127.0.0.1:{qgrpc}", "--log.level=warn",
+            ],
+            os.path.join(logdir, "hypnos-query.log"),
+        )
+    )
+    RUNNING.append(s)
+    wait_ready(s, ds.probe(), t0)
+    s.disk_bytes = du_bytes(bucket, store_data)
+    return s
+
+
+def vm_cmd(data: str, port: int):
+    return [
+        "victoria-metrics", f"-storageDataPath={data}", "-retentionPeriod=100y",
+        f"-httpListenAddr=127.0.0.1:{port}", "-search.disableCache", "-loggerLevel=WARN",
+    ]
+
+
+def import_vm(ds: Dataset, logdir: str) -> str:
+    data = os.path.join(ds.dir, "vm")
+    if os.path.exists(os.path.join(ds.dir, "vm.done")):
+        return data
+    shutil.rmtree(data, ignore_errors=True)
+    port = free_port()
+    s = System("vm-import", url=f"http://127.0.0.1:{port}")
+    s.procs.append(spawn(vm_cmd(data, port), os.path.join(logdir, "vm-import.log")))
+    RUNNING.append(s)
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(s.url + "/health", timeout=5).read()
+            break
+        except Exception:  # noqa: BLE001
+            time.sleep(0.1)
+    t0 = time.time()
+    vmctl = f"vmctl prometheus -s --prom-snapshot={ds.blocks} --vm-addr={s.url} --prom-concurrency=2"
+    if ds.source == "gen":
+        vmctl += f" --prom-filter-label=__name__ --prom-filter-label-value='{GEN_FLOAT_METRICS}'"
+    # vmctl draws a progress bar and wants a terminal.
+    run(["script", "-qec", vmctl, "/dev/null"], stdout=open(os.path.join(logdir, "vmctl.log"), "ab"))
+    urllib.request.urlopen(s.url + "/internal/force_flush", timeout=600).read()
+    log(f"{ds.name}: vmctl import took {time.time() - t0:.0f}s")
+    RUNNING.remove(s)
+    s.stop()
+    open(os.path.join(ds.dir, "vm.done"), "w").close()
+    return data
+
+
+def start_vm(ds: Dataset, logdir: str) -> System:
+    data = import_vm(ds, logdir)
+    port = free_port()
+    s = System("victoriametrics", url=f"http://127.0.0.1:{port}", extra_params={"nocache": "1"})
+    t0 = time.time()
+    s.procs.append(spawn(vm_cmd(data, port), os.path.join(logdir, "victoria-metrics.log")))
+    RUNNING.append(s)
+    wait_ready(s, ds.probe(), t0)
+    s.disk_bytes = du_bytes(data)
+    return s
+
+
+# ---------------------------------------------------------------------------------------
+# Equality.
+# ---------------------------------------------------------------------------------------
+def normalise(res) -> dict:
+    """{sorted label tuple: [(t, value)]} of a query response."""
+    data = res["data"]
+    out = {}
+    if data["resultType"] in ("scalar", "string"):
+        t, v = data["result"]
+        return {(): [(float(t), v)]}
+    for s in data["result"]:
+        key = tuple(sorted(s.get("metric", {}).items()))
+        if "value" in s:
+            pts = [s["value"]]
+        else:
+            pts = s.get("values", [])
+        if "histogram" in s or "histograms" in s:
+            pts = pts + [(t, json.dumps(h, sort_keys=True)) for t, h in ([s["histogram"]] if "histogram" in s else s["histograms"])]
+        out[key] = [(round(float(t) * 1000), v) for t, v in pts]
+    return out
+
+
+def close(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    try:
+        x, y = float(a), float(b)
+    except ValueError:
+        return False
+    if math.isnan(x) or math.isnan(y):
+        return math.isnan(x) and math.isnan(y)
+    if math.isinf(x) or math.isinf(y):
+        return x == y
+    return abs(x - y) <= 1e-6 * max(1.0, abs(x), abs(y))
+
+
+def compare(ref, other) -> str | None:
+    """None if equal within 1e-6 (relative), else a short description of the first difference."""
+    if isinstance(ref, str) or isinstance(other, str):
+        return f"error: ref={ref if isinstance(ref, str) else 'ok'} other={other if isinstance(other, str) else 'ok'}"[:300]
+    if ref.get("status") != "success" or other.get("status") != "success":
+        return f"status ref={ref.get('status')} other={other.get('status')} {other.get('error', '')}"[:300]
+    a, b = normalise(ref), normalise(other)
+    if a.keys() != b.keys():
+        only_a, only_b = sorted(a.keys() - b.keys()), sorted(b.keys() - a.keys())
+        return f"series differ: {len(a)} vs {len(b)}; only in reference {only_a[:2]}, only in other {only_b[:2]}"[:300]
+    for k in sorted(a):
+        pa, pb = a[k], b[k]
+        if len(pa) != len(pb):
+            ta, tb = {t for t, _ in pa}, {t for t, _ in pb}
+            return f"{dict(k)}: {len(pa)} vs {len(pb)} points; first extra t={sorted(ta ^ tb)[:2]}"[:300]
+        for (ta, va), (tb, vb) in zip(pa, pb):
+            if ta != tb:
+                return f"{dict(k)}: timestamps {ta} vs {tb}"[:300]
+            if not close(va, vb):
+                return f"{dict(k)} t={ta}: {va} vs {vb}"[:300]
+    return None
+
+
+def result_size(res) -> tuple[int, int]:
+    if not isinstance(res, dict) or res.get("status") != "success":
+        return (0, 0)
+    n = normalise(res)
+    return len(n), sum(len(v) for v in n.values())
+
+
+# ---------------------------------------------------------------------------------------
+# The run.
+# ---------------------------------------------------------------------------------------
+def bench_dataset(ds: Dataset, args, hypnos: str) -> dict:
+    logdir = os.path.join(args.work, "logs", ds.name)
+    os.makedirs(logdir, exist_ok=True)
+    build_blocks(ds, hypnos)
+    import_vm(ds, logdir)
+    blocks = [b for b in os.listdir(ds.blocks)]
+    n_series = sum(json.load(open(os.path.join(ds.blocks, b, "meta.json")))["stats"]["numSeries"] for b in blocks) // max(
+        1, len(blocks)
+    )
+    n_samples = sum(json.load(open(os.path.join(ds.blocks, b, "meta.json")))["stats"]["numSamples"] for b in blocks)
+    out = {
+        "dataset": ds.name,
+        "series_per_block": n_series,
+        "samples": n_samples,
+        "blocks": len(blocks),
+        "blocks_bytes": du_bytes(ds.blocks),
+        "systems": {},
+        "queries": [],
+        "load": [],
+    }
+    # Start one at a time so start-up times do not compete for the CPU.
+    systems = []
+    for start in (lambda: start_prometheus(ds, logdir), lambda: start_vm(ds, logdir), lambda: start_hypnos(ds, hypnos, logdir)):
+        systems.append(start())
+        out["load"].append(loadavg())
+    by_name = {s.name: s for s in systems}
+    modes = list(MODES)
+    if ds.days >= 14:
+        modes.append(LONG_MODE)
+    modes = [m for m in modes if m.range_s <= ds.days * 24 * HOUR]
+    qre = re.compile(args.filter) if args.filter else None
+    cases = [(q, m) for q in ds.queries() for m in modes if not qre or qre.search(q[0])]
+    results = {}
+    # Pass 0: results for the equality check (also warms page cache and index caches alike).
+    for (qname, expr, vm_reason), mode in cases:
+        row = {"query": qname, "expr": expr, "mode": mode.name, "vm_excluded": vm_reason, "lat": {}, "cpu": {}}
+        answers = {}
+        for s in systems:
+            _, answers[s.name] = http_query(s, expr, mode)
+        ref = answers["prometheus"]
+        row["series"], row["points"] = result_size(ref)
+        row["hypnos_diff"] = compare(ref, answers["hypnos"])
+        row["vm_diff"] = compare(ref, answers["victoriametrics"])
+        if row["hypnos_diff"]:
+            log(f"MISMATCH hypnos {qname} [{mode.name}]: {row['hypnos_diff']}")
+        if row["vm_diff"] and not vm_reason:
+            log(f"MISMATCH victoriametrics {qname} [{mode.name}]: {row['vm_diff']}")
+        for s in systems:
+            row["lat"][s.name] = []
+            row["cpu"][s.name] = []
+        results[(qname, mode.name)] = row
+        out["queries"].append(row)
+    # Timed passes: query by query, systems in shuffled order, repeated.
+    rng = random.Random(1)
+    for rep in range(args.reps):
+        for (qname, expr, _), mode in cases:
+            row = results[(qname, mode.name)]
+            order = list(systems)
+            rng.shuffle(order)
+            for s in order:
+                c0 = s.cpu()
+                dt, res = http_query(s, expr, mode)
+                row["cpu"][s.name].append(s.cpu() - c0)
+                row["lat"][s.name].append(dt if isinstance(res, dict) else float("nan"))
+        out["load"].append(loadavg())
+        log(f"{ds.name}: rep {rep + 1}/{args.reps} done, load {loadavg():.1f}")
+    for s in systems:
+        out["systems"][s.name] = {
+            "startup_s": s.startup_s,
+            "hwm_bytes": s.hwm(),
+            "rss_bytes": s.rss(),
+            "disk_bytes": s.disk_bytes,
+        }
+    stop_all()
+    for row in out["queries"]:
+        row["median"] = {k: statistics.median(v) for k, v in row["lat"].items()}
+        row["cpu_median"] = {k: statistics.median(v) for k, v in row["cpu"].items()}
+    del by_name
+    return out
+
+
+def geomean(xs):
+    xs = [x for x in xs if x > 0 and math.isfinite(x)]
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
+
+
+def markdown(report: dict) -> str:
+    L = []
+    m = report["machine"]
+    L.append(
+        f"Machine: {m['cores']} cores, {m['mem_gib']:.0f} GiB RAM, {m['cpu']}; load average during the run "
+        f"{m['load_min']:.1f}–{m['load_max']:.1f} (mean {m['load_mean']:.1f}). Run {m['started']} – {m['finished']} UTC."
+    )
+    L.append("")
+    L.append(f"Command: `{report['command']}`")
+    L.append("")
+    L.append("### Summary (medians over the query set of per-query ratios, same run)")
+    L.append("")
+    L.append(
+        "| dataset | series | samples | queries | Hypnos/Prometheus latency (median, geomean) | Hypnos/VM latency (median, geomean) "
+        "| Hypnos/Prometheus CPU | Hypnos/VM CPU | Hypnos ≠ Prometheus | VM ≠ Prometheus (not excluded / excluded) |"
+    )
+    L.append("|---|---|---|---|---|---|---|---|---|---|")
+    for d in report["datasets"]:
+        rp, rv, cp, cv = [], [], [], []
+        for q in d["queries"]:
+            med = q["median"]
+            rp.append(med["hypnos"] / med["prometheus"])
+            rv.append(med["hypnos"] / med["victoriametrics"])
+            c = q["cpu_median"]
+            if c["prometheus"] > 0:
+                cp.append(c["hypnos"] / c["prometheus"])
+            if c["victoriametrics"] > 0:
+                cv.append(c["hypnos"] / c["victoriametrics"])
+        hd = sum(1 for q in d["queries"] if q["hypnos_diff"])
+        vd = sum(1 for q in d["queries"] if q["vm_diff"] and not q["vm_excluded"])
+        vx = sum(1 for q in d["queries"] if q["vm_diff"] and q["vm_excluded"])
+        fm = lambda xs: f"{statistics.median(xs):.2f}x" if xs else "–"  # noqa: E731
+        L.append(
+            f"| {d['dataset']} | {d['series_per_block']:,} | {d['samples']:,} | {len(d['queries'])} | "
+            f"{statistics.median(rp):.2f}x, {geomean(rp):.2f}x | {statistics.median(rv):.2f}x, {geomean(rv):.2f}x | "
+            f"{fm(cp)} | {fm(cv)} | {hd} | {vd} / {vx} |"
+        )
+    L.append("")
+    L.append("### Per system: start-up to first answer, peak memory, bytes on disk")
+    L.append("")
+    L.append("| dataset | system | start-up | peak RSS (VmHWM) | RSS at end | on disk | HWM vs Prometheus |")
+    L.append("|---|---|---|---|---|---|---|")
+    for d in report["datasets"]:
+        ph = d["systems"]["prometheus"]["hwm_bytes"]
+        for name, s in d["systems"].items():
+            L.append(
+                f"| {d['dataset']} | {name} | {s['startup_s']:.1f} s | {human_bytes(s['hwm_bytes'])} | "
+                f"{human_bytes(s['rss_bytes'])} | {human_bytes(s['disk_bytes'])} | {s['hwm_bytes'] / ph:.2f}x |"
+            )
+    for d in report["datasets"]:
+        L.append("")
+        L.append(f"### {d['dataset']}: median latency per query ({report['reps']} interleaved repetitions)")
+        L.append("")
+        L.append("| query | mode | result series/points | Prometheus | VictoriaMetrics | Hypnos | H/P | H/VM | equal (H, VM) |")
+        L.append("|---|---|---|---|---|---|---|---|---|")
+        for q in d["queries"]:
+            med = q["median"]
+            heq = "yes" if not q["hypnos_diff"] else "**NO**"
+            if not q["vm_diff"]:
+                veq = "yes"
+            elif q["vm_excluded"]:
+                veq = "differs (excluded)"
+            else:
+                veq = "**NO**"
+            L.append(
+                f"| `{q['query']}` | {q['mode']} | {q['series']}/{q['points']} | {human_s(med['prometheus'])} | "
+                f"{human_s(med['victoriametrics'])} | {human_s(med['hypnos'])} | "
+                f"{med['hypnos'] / med['prometheus']:.2f} | {med['hypnos'] / med['victoriametrics']:.2f} | {heq}, {veq} |"
+            )
+    diffs = [(d["dataset"], q) for d in report["datasets"] for q in d["queries"] if q["hypnos_diff"] or q["vm_diff"]]
+    if diffs:
+        L.append("")
+        L.append("### Differences found by the equality check")
+        L.append("")
+        for ds_name, q in diffs:
+            if q["hypnos_diff"]:
+                L.append(f"- {ds_name} `{q['expr']}` [{q['mode']}] Hypnos: {q['hypnos_diff']}")
+            if q["vm_diff"]:
+                why = f" (excluded: {q['vm_excluded']})" if q["vm_excluded"] else ""
+                L.append(f"- {ds_name} `{q['expr']}` [{q['mode']}] VictoriaMetrics{why}: {q['vm_diff']}")
+    return "\n".join(L) + "\n"
+
+
+def machine_info() -> dict:
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) / 1024 / 1024
+    return {"cores": os.cpu_count(), "cpu": cpu, "mem_gib": mem}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", default=os.environ.get("BENCH_WORK", "/tmp/hypnos-bench"), help="datasets, logs (reused)")
+    ap.add_argument("--hypnos", default=os.environ.get("HYPNOS", os.path.join(ROOT, "target/release/hypnos")))
+    ap.add_argument(
+        "--datasets",
+        default="gen-1k-1d,om-1k-1d,gen-10k-1d,om-10k-1d",
+        help="comma-separated SOURCE-SIZE-DAYS (SOURCE gen|om, e.g. gen-100k-1d, gen-100k-14d)",
+    )
+    ap.add_argument("--reps", type=int, default=3, help="timed repetitions per query and system")
+    ap.add_argument("--filter", help="only queries whose name matches this regex")
+    ap.add_argument("--out", default=None, help="JSON results (default WORK/results.json)")
+    ap.add_argument("--markdown", default=None, help="tables (default WORK/results.md)")
+    args = ap.parse_args()
+    args.out = args.out or os.path.join(args.work, "results.json")
+    args.markdown = args.markdown or os.path.join(args.work, "results.md")
+    if not os.access(args.hypnos, os.X_OK):
+        sys.exit(f"no hypnos binary at {args.hypnos}: build it with `cargo build --release -p hypnos` or pass --hypnos")
+    for tool in ("prometheus", "promtool", "victoria-metrics", "vmctl", "script"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} not on PATH (apt-get install -y prometheus victoria-metrics bsdutils)")
+    os.makedirs(args.work, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    datasets = []
+    for spec in args.datasets.split(","):
+        try:
+            source, size, days = spec.strip().split("-")
+            assert source in ("gen", "om") and days.endswith("d")
+            datasets.append(Dataset(source, size, int(days[:-1]), args.work))
+        except (ValueError, AssertionError):
+            sys.exit(f"bad dataset {spec!r}: want SOURCE-SIZE-DAYS like gen-10k-1d")
+    report = {
+        "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
+        "reps": args.reps,
+        "machine": machine_info() | {"started": time.strftime("%Y-%m-%d %H:%M", time.gmtime())},
+        "datasets": [],
+    }
+    try:
+        for ds in datasets:
+            report["datasets"].append(bench_dataset(ds, args, args.hypnos))
+            with open(args.out, "w") as f:
+                json.dump(report, f, indent=1)
+    finally:
+        stop_all()
+    loads = [x for d in report["datasets"] for x in d["load"]]
+    report["machine"] |= {
+        "finished": time.strftime("%H:%M", time.gmtime()),
+        "load_min": min(loads),
+        "load_max": max(loads),
+        "load_mean": statistics.mean(loads),
+    }
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=1)
+    md = markdown(report)
+    with open(args.markdown, "w") as f:
+        f.write(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
