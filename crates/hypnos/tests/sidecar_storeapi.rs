@@ -555,6 +555,15 @@ async fn sidecar_serves_prometheus_over_storeapi() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("reloader_reloads_total 1"), "{metrics}");
+    // One reload at start-up (Thanos's reloader applies the file once when it starts), one for
+    // the change.
+    assert!(
+        metrics.contains("\nthanos_sidecar_reloader_reloads_total 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nthanos_sidecar_reloader_reloads_failed_total 0\n"),
+        "{metrics}"
+    );
     assert!(sidecar.child.try_wait().unwrap().is_none(), "sidecar still running");
 }

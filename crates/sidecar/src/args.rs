@@ -53,6 +53,9 @@ pub struct SidecarArgs {
     /// How often the watched file's content hash is checked.
     #[arg(long = "reloader.watch-interval", default_value = "3s", value_parser = humantime::parse_duration)]
     pub reloader_watch_interval: Duration,
+    /// How often a failed reload is retried within one watch interval.
+    #[arg(long = "reloader.retry-interval", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub reloader_retry_interval: Duration,
     /// Serve only data at or after this time: RFC 3339 (`2024-01-01T00:00:00Z`) or a duration
     /// before now (`-2h`, `2h`).
     #[arg(long = "min-time", default_value = "0000-01-01T00:00:00Z", value_parser = parse_time_or_duration)]

@@ -70,6 +70,8 @@ pub enum SidecarError {
     Grpc(#[from] tonic::transport::Error),
     #[error("HTTP server: {0}")]
     Http(std::io::Error),
+    #[error(transparent)]
+    Reloader(#[from] reloader::ReloaderError),
 }
 
 /// Runs the component until `shutdown` resolves.
@@ -95,6 +97,18 @@ pub async fn run(
     } else {
         tracing::info!("no --objstore.config-file or --objstore.config: blocks are not uploaded");
         None
+    };
+
+    // Like Thanos, an unreadable watched configuration stops the sidecar at start-up.
+    let reloader = match args.reloader_config_file.clone() {
+        Some(file) => Some(reloader::Reloader::new(
+            file,
+            client.clone(),
+            args.reloader_watch_interval,
+            args.reloader_retry_interval,
+            metrics.clone(),
+        )?),
+        None => None,
     };
 
     let http_listener = TcpListener::bind(args.http_address)
@@ -163,6 +177,7 @@ pub async fn run(
         args.get_config_interval,
         args.min_time,
         metrics.clone(),
+        readiness.clone(),
     )));
     if let Some(bucket) = bucket {
         let shipper = Shipper::new(
@@ -179,8 +194,7 @@ pub async fn run(
             metrics.clone(),
         )));
     }
-    if let Some(file) = args.reloader_config_file.clone() {
-        let reloader = reloader::Reloader::new(file, client.clone(), args.reloader_watch_interval, metrics.clone());
+    if let Some(reloader) = reloader {
         background.push(tokio::spawn(reloader.run()));
     }
 
@@ -266,6 +280,7 @@ async fn refresh_loop(
     interval: Duration,
     flag_min: i64,
     metrics: SidecarMetrics,
+    readiness: Readiness,
 ) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -275,17 +290,22 @@ async fn refresh_loop(
         match client.external_labels().await {
             Ok(ls) if ls.is_empty() => {
                 metrics.prometheus_up.set(1);
+                readiness.set_ready(true);
                 tracing::warn!("Prometheus now has no external labels; keeping the previous ones");
             }
             Ok(ls) => {
                 metrics.prometheus_up.set(1);
+                readiness.set_ready(true);
                 if ls != state.external_labels().await {
                     tracing::warn!(external_labels = %ls, "Prometheus's external labels changed");
                     state.set_external_labels(ls).await;
                 }
             }
             Err(e) => {
+                // Thanos's heartbeat marks the sidecar not ready while Prometheus is away; the
+                // StoreAPI keeps answering (with Unavailable) meanwhile.
                 metrics.prometheus_up.set(0);
+                readiness.set_ready(false);
                 tracing::warn!(error = %e, "refreshing Prometheus's external labels");
                 continue;
             }

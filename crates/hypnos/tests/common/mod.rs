@@ -152,3 +152,179 @@ impl Prometheus {
         resp["data"]["result"].as_array().cloned().unwrap_or_default()
     }
 }
+
+/// Retries `check` every 300 ms until it returns `Ok` or `timeout` passes (then panics with
+/// the last error).
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(e) if Instant::now() > deadline => panic!("{what} (after {timeout:?}): {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(300)).await,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Milliseconds as the seconds string the HTTP APIs take (`1700000000.123`).
+pub fn secs(ms: i64) -> String {
+    format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
+}
+
+/// GET with query parameters: the status code and the body as JSON (panics on a non-JSON body).
+pub async fn get_json(url: &str, params: &[(&str, String)]) -> (u16, serde_json::Value) {
+    let r = ::reqwest::Client::new()
+        .get(url)
+        .query(params)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let code = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: {e}: {text}"));
+    (code, v)
+}
+
+/// GET returning the body text, or the error as text (for endpoints that may be down).
+pub async fn get_text(url: &str) -> Result<(u16, String), String> {
+    let r = ::reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let code = r.status().as_u16();
+    Ok((code, r.text().await.map_err(|e| e.to_string())?))
+}
+
+/// `hypnos demo-app` on a free port, with short delays.
+pub fn start_demo_app(dir: &Path, extra: &[&str]) -> (ChildGuard, String) {
+    let port = free_port();
+    let mut guard = ChildGuard::spawn(
+        "demo-app",
+        Command::new(hypnos_bin())
+            .args([
+                "demo-app",
+                &format!("--listen-address=127.0.0.1:{port}"),
+                "--min-delay=1ms",
+                "--max-delay=10ms",
+            ])
+            .args(extra),
+        dir,
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    wait_http_ok(&format!("{url}/-/healthy"), Duration::from_secs(20), &mut guard);
+    (guard, url)
+}
+
+/// A Prometheus on a given port with its config and data in `dir` (`prometheus.yml`,
+/// `prom-data`), so that it can be restarted in place. Waits for `/-/ready`.
+pub fn start_prometheus_at(dir: &Path, port: u16, name: &str, extra_args: &[&str]) -> ChildGuard {
+    let mut cmd = Command::new(require_tool("prometheus"));
+    cmd.arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("prom-data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .args(extra_args);
+    let mut guard = ChildGuard::spawn(name, &mut cmd, dir);
+    wait_http_ok(
+        &format!("http://127.0.0.1:{port}/-/ready"),
+        Duration::from_secs(30),
+        &mut guard,
+    );
+    guard
+}
+
+/// A Prometheus scrape config: global settings with external labels, one job per
+/// `(job, target)`.
+pub fn prometheus_config(scrape_interval: &str, external: &[(&str, &str)], jobs: &[(&str, &str)]) -> String {
+    let mut s = format!("global:\n  scrape_interval: {scrape_interval}\n  evaluation_interval: {scrape_interval}\n");
+    if !external.is_empty() {
+        s.push_str("  external_labels:\n");
+        for (k, v) in external {
+            s.push_str(&format!("    {k}: \"{v}\"\n"));
+        }
+    }
+    s.push_str("scrape_configs:\n");
+    for (job, target) in jobs {
+        s.push_str(&format!(
+            "  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n"
+        ));
+    }
+    s
+}
+
+/// A running Hypnos component with a gRPC (StoreAPI) and an HTTP address.
+pub struct Component {
+    pub guard: ChildGuard,
+    pub grpc: String,
+    pub http: String,
+}
+
+/// Starts `hypnos <subcommand> <args> --grpc-address=… --http-address=…` on free ports and
+/// waits for `/-/ready` (up to `ready_timeout`).
+pub fn start_component(
+    name: &str,
+    dir: &Path,
+    subcommand: &str,
+    args: &[String],
+    ready_timeout: Duration,
+) -> Component {
+    let grpc = format!("127.0.0.1:{}", free_port());
+    let http = format!("http://127.0.0.1:{}", free_port());
+    let mut cmd = Command::new(hypnos_bin());
+    cmd.arg(subcommand)
+        .args(args)
+        .arg(format!("--grpc-address={grpc}"))
+        .arg(format!("--http-address={}", http.trim_start_matches("http://")));
+    let mut guard = ChildGuard::spawn(name, &mut cmd, dir);
+    wait_http_ok(&format!("{http}/-/ready"), ready_timeout, &mut guard);
+    Component { guard, grpc, http }
+}
+
+/// `hypnos query` over `endpoints` with `--query.replica-label=replica`.
+pub fn start_querier(name: &str, dir: &Path, endpoints: &[&str], extra: &[&str]) -> Component {
+    let mut args: Vec<String> = vec![
+        "--query.replica-label=replica".into(),
+        "--endpoint.info-interval=1s".into(),
+    ];
+    args.extend(endpoints.iter().map(|e| format!("--endpoint={e}")));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    start_component(name, dir, "query", &args, Duration::from_secs(30))
+}
+
+/// The `data.result` of a querier or Prometheus query answer, checking `status: success`.
+pub fn result_of(v: &serde_json::Value) -> Vec<serde_json::Value> {
+    assert_eq!(v["status"], "success", "{v}");
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+/// Sends SIGTERM and waits (up to 30 s) for the process to exit.
+pub fn terminate(guard: &mut ChildGuard) {
+    let pid = nix::unistd::Pid::from_raw(guard.child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if guard.child.try_wait().unwrap().is_some() {
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = guard.child.kill();
+            let _ = guard.child.wait();
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
