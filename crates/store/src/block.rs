@@ -1,7 +1,7 @@
 //! One block of the bucket as the store gateway serves it: its meta, its index-header in
 //! memory, and ranged reads (through the shared index cache) for postings, series and chunks.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use hypnos_tsdb::index::postings::{intersect, union, without};
 use hypnos_tsdb::index::{parse_postings, parse_series_entry};
 use hypnos_tsdb::{BlockMeta, ChunkMeta, ChunkRef, SeriesRef};
 
-use crate::cache::{IndexCache, IndexKey};
+use crate::cache::IndexCache;
 use crate::error::BlockError;
 use crate::indexheader::{self, IndexHeader};
 
@@ -25,6 +25,12 @@ const DEFAULT_SERIES_READ: u64 = 4096;
 const DEFAULT_CHUNK_READ: u64 = 2048;
 /// Chunk record overhead: length uvarint (at most 5 bytes), encoding byte, CRC.
 const CHUNK_OVERHEAD: u64 = 10;
+/// Largest gap between two wanted ranges of an object that is read through instead of
+/// starting another read: fewer requests for a little more data. (Thanos reads through up to
+/// 512 KiB; a smaller gap bounds what a batch holds that nobody asked for.)
+const MAX_GAP: u64 = 64 << 10;
+/// A coalesced read stops growing at this size.
+const MAX_COALESCED_READ: u64 = 8 << 20;
 
 /// A series as selected from one block: labels from the index, chunk metas in time order.
 #[derive(Debug, Clone)]
@@ -129,76 +135,59 @@ impl BucketBlock {
         Some(rest)
     }
 
-    /// Series labels with the external labels added; external labels win over series labels.
-    pub fn with_external_labels(&self, labels: &Labels) -> Labels {
-        if self.ext_labels.is_empty() {
-            return labels.clone();
-        }
-        let mut out: Vec<Label> = Vec::with_capacity(labels.len() + self.ext_labels.len());
-        out.extend(labels.iter().filter(|l| !self.ext_labels.has(&l.name)).cloned());
-        out.extend(self.ext_labels.iter().cloned());
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Labels::from_sorted_unchecked(out)
-    }
-
     /// Postings lists of several values of one label name, fetched with coalesced reads.
-    async fn postings_of_values(&self, name: &str, values: &[&str]) -> Result<Vec<Vec<SeriesRef>>, BlockError> {
+    /// `values` pairs each value with its postings offset from the index-header.
+    async fn postings_of_values(&self, name: &str, values: &[(&str, u64)]) -> Result<Vec<Vec<SeriesRef>>, BlockError> {
         let mut out = Vec::with_capacity(values.len());
-        let mut missing: Vec<(usize, u64)> = Vec::new();
-        for (i, value) in values.iter().enumerate() {
-            let Some(offset) = self.header.postings_offset(name, value) else {
-                out.push(Vec::new());
-                continue;
-            };
-            let key = self.postings_key(name, value);
-            match self.cache.get(&key) {
+        let mut missing: Vec<usize> = Vec::new();
+        for (i, &(value, offset)) in values.iter().enumerate() {
+            match self.cache.get_postings(self.id, name, value) {
                 Some(b) => out.push(parse_postings(&b, offset).map_err(|e| BlockError::from_tsdb(&self.index_key, e))?),
                 None => {
                     out.push(Vec::new());
-                    missing.push((i, offset));
+                    missing.push(i);
                 }
             }
         }
         if missing.is_empty() {
             return Ok(out);
         }
-        let ranges: Vec<Range<u64>> = missing.iter().map(|&(_, o)| self.header.postings_range(o)).collect();
-        let parts = self.read_ranges(&self.index_key, &ranges).await?;
-        for ((i, offset), b) in missing.into_iter().zip(parts) {
+        let ranges: Vec<Range<u64>> = missing
+            .iter()
+            .map(|&i| self.header.postings_range(values[i].1))
+            .collect();
+        let parts = self.read_coalesced(&self.index_key, &ranges).await?;
+        for (i, b) in missing.into_iter().zip(parts) {
+            let (value, offset) = values[i];
             let list = parse_postings(&b, offset).map_err(|e| BlockError::from_tsdb(&self.index_key, e))?;
-            // Cache only the section itself (length, contents, CRC), not padding after it.
+            // Cache only the section itself (length, contents, CRC), not what follows it.
             let section_len = b
                 .get(..4)
                 .map_or(0, |l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize);
             let used = (8 + section_len).min(b.len());
-            self.cache.put(self.postings_key(name, values[i]), &b[..used]);
+            self.cache.put_postings(self.id, name, value, &b[..used]);
             out[i] = list;
         }
         Ok(out)
     }
 
-    fn postings_key(&self, name: &str, value: &str) -> IndexKey {
-        IndexKey::Postings {
-            block: self.id,
-            name: name.to_string(),
-            value: value.to_string(),
-        }
+    /// The given values of `name` that the index has, with their postings offsets.
+    fn offsets_of<'a>(&self, name: &str, values: impl IntoIterator<Item = &'a str>) -> Vec<(&'a str, u64)> {
+        values
+            .into_iter()
+            .filter_map(|v| Some((v, self.header.postings_offset(name, v)?)))
+            .collect()
     }
 
     /// Union of the postings of the values of `name` that `accept` accepts.
     async fn postings_where(&self, name: &str, accept: impl Fn(&str) -> bool) -> Result<Vec<SeriesRef>, BlockError> {
-        let values: Vec<&str> = self
-            .header
-            .label_values(name)
-            .iter()
-            .map(|(v, _)| v.as_str())
-            .filter(|v| accept(v))
-            .collect();
+        let values: Vec<(&str, u64)> = self.header.label_values(name).filter(|(v, _)| accept(v)).collect();
         Ok(union(self.postings_of_values(name, &values).await?))
     }
 
     async fn all_postings(&self) -> Result<Vec<SeriesRef>, BlockError> {
-        Ok(union(self.postings_of_values("", &[""]).await?))
+        let values = self.offsets_of("", [""]);
+        Ok(union(self.postings_of_values("", &values).await?))
     }
 
     /// Series matching all matchers, with Prometheus's semantics: a matcher that accepts the
@@ -217,9 +206,10 @@ impl BucketBlock {
                 continue;
             }
             let it = if m.op == MatchOp::Equal {
-                union(self.postings_of_values(&m.name, &[m.value.as_str()]).await?)
+                let values = self.offsets_of(&m.name, [m.value.as_str()]);
+                union(self.postings_of_values(&m.name, &values).await?)
             } else if let Some(set) = m.set_matches() {
-                let values: Vec<&str> = set.iter().map(String::as_str).collect();
+                let values = self.offsets_of(&m.name, set.iter().map(String::as_str));
                 union(self.postings_of_values(&m.name, &values).await?)
             } else {
                 self.postings_where(&m.name, |v| m.matches(v)).await?
@@ -242,26 +232,16 @@ impl BucketBlock {
         Ok(out)
     }
 
-    /// Labels and chunk metas of the given series references (sorted, as postings are).
-    pub async fn series(&self, refs: &[SeriesRef]) -> Result<Vec<BlockSeries>, BlockError> {
+    /// Labels and chunk metas of the given series references (sorted, as postings are). With
+    /// `external_labels`, the block's external labels are part of the labels (and win over
+    /// series labels of the same name).
+    pub async fn series(&self, refs: &[SeriesRef], external_labels: bool) -> Result<Vec<BlockSeries>, BlockError> {
         let series_start = self.header.toc.series;
         let series_end = self.header.series_end();
         let max_read = match self.meta.thanos.as_ref().map(|t| t.index_stats.series_max_size) {
             Some(n) if n > 0 => n as u64,
             _ => DEFAULT_SERIES_READ,
         };
-        let mut raw: Vec<Option<Bytes>> = Vec::with_capacity(refs.len());
-        let mut missing: Vec<usize> = Vec::new();
-        for &r in refs {
-            let cached = self.cache.get(&IndexKey::Series {
-                block: self.id,
-                series_ref: r,
-            });
-            if cached.is_none() {
-                missing.push(raw.len());
-            }
-            raw.push(cached);
-        }
         let offset_of = |r: SeriesRef| -> Result<u64, BlockError> {
             let off = u64::from(r) * 16;
             if off < series_start || off >= series_end {
@@ -273,13 +253,22 @@ impl BucketBlock {
             }
             Ok(off)
         };
+        let mut raw: Vec<Option<EntryBytes>> = Vec::with_capacity(refs.len());
+        let mut missing: Vec<usize> = Vec::new();
+        for &r in refs {
+            let cached = self.cache.get_series(self.id, r);
+            if cached.is_none() {
+                missing.push(raw.len());
+            }
+            raw.push(cached.map(EntryBytes::Cached));
+        }
         if !missing.is_empty() {
             let mut ranges = Vec::with_capacity(missing.len());
             for &i in &missing {
                 let off = offset_of(refs[i])?;
                 ranges.push(off..(off + max_read).min(series_end));
             }
-            let parts = self.read_ranges(&self.index_key, &ranges).await?;
+            let parts = self.read_coalesced(&self.index_key, &ranges).await?;
             for (&i, mut b) in missing.iter().zip(parts) {
                 let off = offset_of(refs[i])?;
                 let total = series_entry_len(&b).ok_or_else(|| BlockError::Corrupt {
@@ -298,38 +287,45 @@ impl BucketBlock {
                     b = self.read_range(&self.index_key, off..off + total).await?;
                 }
                 let entry = b.slice(..(total as usize).min(b.len()));
-                self.cache.put(
-                    IndexKey::Series {
-                        block: self.id,
-                        series_ref: refs[i],
-                    },
-                    &entry,
-                );
-                raw[i] = Some(entry);
+                self.cache.put_series(self.id, refs[i], &entry);
+                raw[i] = Some(EntryBytes::Read(entry));
             }
         }
+        let ext = if external_labels {
+            self.ext_labels.as_slice()
+        } else {
+            &[]
+        };
         let mut out = Vec::with_capacity(refs.len());
         for (&r, b) in refs.iter().zip(raw) {
-            let b = b.unwrap_or_default();
             let off = offset_of(r)?;
-            let entry = parse_series_entry(&b, off).map_err(|e| BlockError::from_tsdb(&self.index_key, e))?;
-            let mut labels = Vec::with_capacity(entry.label_refs.len());
+            let b = b.as_ref().map_or(&[][..], EntryBytes::as_slice);
+            let entry = parse_series_entry(b, off).map_err(|e| BlockError::from_tsdb(&self.index_key, e))?;
+            let mut labels = Vec::with_capacity(entry.label_refs.len() + ext.len());
+            let mut prev: Option<&str> = None;
             for (n, v) in entry.label_refs {
-                let (Some(name), Some(value)) = (self.symbol(n), self.symbol(v)) else {
+                let (Some(name), Some(value)) = (self.header.symbol(n), self.header.symbol(v)) else {
                     return Err(BlockError::Corrupt {
                         file: self.index_key.clone(),
                         offset: off,
                         reason: format!("series {r} refers to a symbol out of range"),
                     });
                 };
-                if labels.last().is_some_and(|l: &Label| l.name.as_str() >= name) {
+                if prev.is_some_and(|p| p >= name) {
                     return Err(BlockError::Corrupt {
                         file: self.index_key.clone(),
                         offset: off,
                         reason: format!("labels of series {r} are not sorted"),
                     });
                 }
-                labels.push(Label::new(name, value));
+                prev = Some(name);
+                if !ext.iter().any(|l| l.name == name) {
+                    labels.push(Label::new(name, value));
+                }
+            }
+            if !ext.is_empty() {
+                labels.extend(ext.iter().cloned());
+                labels.sort_by(|a, b| a.name.cmp(&b.name));
             }
             out.push(BlockSeries {
                 labels: Labels::from_sorted_unchecked(labels),
@@ -339,21 +335,18 @@ impl BucketBlock {
         Ok(out)
     }
 
-    fn symbol(&self, i: u32) -> Option<&str> {
-        self.header.symbols.get(i as usize).map(String::as_str)
-    }
-
-    /// Reads chunks, CRC checked; the result is in the order of `refs`.
+    /// Reads chunks, CRC checked; the result is in the order of `refs`. Chunks close to each
+    /// other in a segment are read together and returned as slices of that read.
     pub async fn chunks(&self, refs: &[ChunkRef]) -> Result<Vec<FetchedChunk>, BlockError> {
         let max_read = match self.meta.thanos.as_ref().map(|t| t.index_stats.chunk_max_size) {
             Some(n) if n > 0 => n as u64 + CHUNK_OVERHEAD,
             _ => DEFAULT_CHUNK_READ,
         };
-        let mut by_segment: HashMap<u32, Vec<usize>> = HashMap::new();
+        let mut by_segment: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
         for (i, r) in refs.iter().enumerate() {
             by_segment.entry(r.segment()).or_default().push(i);
         }
-        let mut out: Vec<Option<FetchedChunk>> = vec![None; refs.len()];
+        let mut out: Vec<FetchedChunk> = vec![FetchedChunk::default(); refs.len()];
         for (segment, idxs) in by_segment {
             let Some((key, size)) = self.segments.get(segment as usize) else {
                 return Err(BlockError::Corrupt {
@@ -378,7 +371,7 @@ impl BucketBlock {
                 }
                 ranges.push(off..(off + max_read).min(*size));
             }
-            let parts = self.read_ranges(key, &ranges).await?;
+            let parts = self.read_coalesced(key, &ranges).await?;
             for (&i, mut b) in idxs.iter().zip(parts) {
                 let off = u64::from(refs[i].offset());
                 let (total, len_field) = chunk_record_len(&b).ok_or_else(|| BlockError::Corrupt {
@@ -399,13 +392,13 @@ impl BucketBlock {
                 let (chunk, _) = parse_chunk_record(&b, off).map_err(|e| BlockError::from_tsdb(key, e))?;
                 // The data follows the length field and the encoding byte.
                 let data = b.slice(len_field + 1..len_field + 1 + chunk.data.len());
-                out[i] = Some(FetchedChunk {
+                out[i] = FetchedChunk {
                     encoding: chunk.encoding.to_byte(),
                     data,
-                });
+                };
             }
         }
-        Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+        Ok(out)
     }
 
     async fn read_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, BlockError> {
@@ -431,13 +424,30 @@ impl BucketBlock {
         Ok(parts)
     }
 
+    /// Reads `ranges` of `key` with as few ranged reads as [`coalesce`] allows. Each result
+    /// starts at its range's start and runs to the end of the read covering it (so possibly
+    /// past the range's end, and short of it only where the object ends).
+    async fn read_coalesced(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>, BlockError> {
+        let (reads, covering) = coalesce(ranges, MAX_GAP, MAX_COALESCED_READ);
+        let parts = self.read_ranges(key, &reads).await?;
+        Ok(ranges
+            .iter()
+            .zip(covering)
+            .map(|(r, m)| {
+                let from = usize::try_from(r.start - reads[m].start).unwrap_or(usize::MAX);
+                let part = &parts[m];
+                part.slice(from.min(part.len())..)
+            })
+            .collect())
+    }
+
     /// Label names present in the block's index.
     pub fn label_names(&self) -> impl Iterator<Item = &str> {
         self.header.label_names()
     }
 
     pub fn label_values(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.header.label_values(name).iter().map(|(v, _)| v.as_str())
+        self.header.label_values(name).map(|(v, _)| v)
     }
 }
 
@@ -448,6 +458,42 @@ impl Default for FetchedChunk {
             data: Bytes::new(),
         }
     }
+}
+
+/// A series entry's bytes: from the cache, or a slice of a read.
+enum EntryBytes {
+    Cached(Arc<[u8]>),
+    Read(Bytes),
+}
+
+impl EntryBytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            EntryBytes::Cached(b) => b,
+            EntryBytes::Read(b) => b,
+        }
+    }
+}
+
+/// Groups `ranges` (any order) into reads: a read covers ranges sorted by start whose gaps are
+/// at most `max_gap`, and stops growing at `max_read` bytes. Returns the reads and, for each
+/// range, the index of the read covering it.
+pub fn coalesce(ranges: &[Range<u64>], max_gap: u64, max_read: u64) -> (Vec<Range<u64>>, Vec<usize>) {
+    let mut order: Vec<usize> = (0..ranges.len()).collect();
+    order.sort_by_key(|&i| (ranges[i].start, ranges[i].end));
+    let mut reads: Vec<Range<u64>> = Vec::new();
+    let mut covering = vec![0; ranges.len()];
+    for i in order {
+        let r = &ranges[i];
+        match reads.last_mut() {
+            Some(m) if r.start <= m.end.saturating_add(max_gap) && r.end.max(m.end) - m.start <= max_read => {
+                m.end = m.end.max(r.end);
+            }
+            _ => reads.push(r.clone()),
+        }
+        covering[i] = reads.len() - 1;
+    }
+    (reads, covering)
 }
 
 /// Total bytes of the series entry at the start of `b` (uvarint length, body, CRC), or `None`

@@ -1,46 +1,74 @@
 //! A size-bounded in-memory cache for index data (postings lists and series entries), shared
-//! by all blocks. Eviction is first-in-first-out: cheap, and good enough for index data whose
-//! hot set is the postings of frequently queried label pairs.
+//! by all blocks, as Thanos's in-memory index cache (`--index-cache-size`). Eviction is
+//! first-in-first-out: cheap, and good enough for index data whose hot set is the postings of
+//! frequently queried label pairs.
+//!
+//! The bound counts what an entry really costs, not only its bytes: a series entry is a few
+//! dozen bytes while its slot in the map, its place in the eviction queue and its allocation
+//! take about as much again, so counting the value alone would let the cache grow to several
+//! times its configured size.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::Hash;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+/// Per-entry bookkeeping beyond the value's bytes: the map slot (key, value pointer, control
+/// byte, load factor), the eviction queue slot and the value allocation's header and rounding.
+const ENTRY_OVERHEAD: usize = 128;
 
-/// Which index item a cache entry holds.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum IndexKey {
-    /// Postings list of `name=value` in a block.
-    Postings {
-        block: ulid::Ulid,
-        name: String,
-        value: String,
-    },
-    /// Series entry (raw bytes, length prefix and CRC included) of a reference in a block.
-    Series { block: ulid::Ulid, series_ref: u32 },
-}
+/// A block as a cache key: its ULID as two words, so that series keys stay small (a `u128`
+/// would force 16-byte alignment and padding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct BlockKey(u64, u64);
 
-impl IndexKey {
-    fn weight(&self) -> usize {
-        match self {
-            IndexKey::Postings { name, value, .. } => 64 + name.len() + value.len(),
-            IndexKey::Series { .. } => 48,
-        }
+impl From<ulid::Ulid> for BlockKey {
+    fn from(id: ulid::Ulid) -> Self {
+        BlockKey((id.0 >> 64) as u64, id.0 as u64)
     }
 }
 
-/// Cached bytes by key, bounded by the total of key and value sizes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct PostingsKey {
+    block: BlockKey,
+    name: Box<str>,
+    value: Box<str>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Slot {
+    /// Postings list of `name=value` in a block.
+    Postings(Arc<PostingsKey>),
+    /// Series entry (raw bytes, length prefix and CRC included) of a reference in a block.
+    Series { block: BlockKey, series_ref: u32 },
+}
+
+impl Slot {
+    fn block(&self) -> BlockKey {
+        match self {
+            Slot::Postings(k) => k.block,
+            Slot::Series { block, .. } => *block,
+        }
+    }
+
+    fn weight(&self, value_len: usize) -> usize {
+        let key = match self {
+            Slot::Postings(k) => 16 + k.name.len() + k.value.len(),
+            Slot::Series { .. } => 0,
+        };
+        ENTRY_OVERHEAD + key + value_len
+    }
+}
+
+/// Cached bytes by key, bounded by the estimated memory of keys, values and bookkeeping.
 #[derive(Debug)]
 pub struct IndexCache {
     max_bytes: usize,
-    inner: Mutex<Inner<IndexKey>>,
+    inner: Mutex<Inner>,
 }
 
-#[derive(Debug)]
-struct Inner<K> {
-    map: HashMap<K, Bytes>,
-    order: VecDeque<K>,
+#[derive(Debug, Default)]
+struct Inner {
+    map: HashMap<Slot, Arc<[u8]>>,
+    order: VecDeque<Slot>,
     bytes: usize,
 }
 
@@ -48,23 +76,52 @@ impl IndexCache {
     pub fn new(max_bytes: usize) -> Self {
         IndexCache {
             max_bytes,
-            inner: Mutex::new(Inner {
-                map: HashMap::new(),
-                order: VecDeque::new(),
-                bytes: 0,
-            }),
+            inner: Mutex::new(Inner::default()),
         }
     }
 
-    pub fn get(&self, key: &IndexKey) -> Option<Bytes> {
+    fn postings_slot(block: ulid::Ulid, name: &str, value: &str) -> Slot {
+        Slot::Postings(Arc::new(PostingsKey {
+            block: block.into(),
+            name: name.into(),
+            value: value.into(),
+        }))
+    }
+
+    pub fn get_postings(&self, block: ulid::Ulid, name: &str, value: &str) -> Option<Arc<[u8]>> {
+        self.get(&Self::postings_slot(block, name, value))
+    }
+
+    pub fn put_postings(&self, block: ulid::Ulid, name: &str, value: &str, bytes: &[u8]) {
+        self.put(Self::postings_slot(block, name, value), bytes);
+    }
+
+    pub fn get_series(&self, block: ulid::Ulid, series_ref: u32) -> Option<Arc<[u8]>> {
+        self.get(&Slot::Series {
+            block: block.into(),
+            series_ref,
+        })
+    }
+
+    pub fn put_series(&self, block: ulid::Ulid, series_ref: u32, bytes: &[u8]) {
+        self.put(
+            Slot::Series {
+                block: block.into(),
+                series_ref,
+            },
+            bytes,
+        );
+    }
+
+    fn get(&self, key: &Slot) -> Option<Arc<[u8]>> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.map.get(key).cloned()
     }
 
     /// Stores a copy of `value` (so that it does not pin a larger fetched buffer). Items larger
     /// than a tenth of the cache are not cached.
-    pub fn put(&self, key: IndexKey, value: &[u8]) {
-        let weight = key.weight() + value.len();
+    fn put(&self, key: Slot, value: &[u8]) {
+        let weight = key.weight(value.len());
         if weight > self.max_bytes / 10 {
             return;
         }
@@ -75,34 +132,45 @@ impl IndexCache {
         while inner.bytes + weight > self.max_bytes {
             let Some(old) = inner.order.pop_front() else { break };
             if let Some(v) = inner.map.remove(&old) {
-                inner.bytes = inner.bytes.saturating_sub(old.weight() + v.len());
+                inner.bytes = inner.bytes.saturating_sub(old.weight(v.len()));
             }
         }
         inner.bytes += weight;
         inner.order.push_back(key.clone());
-        inner.map.insert(key, Bytes::copy_from_slice(value));
+        inner.map.insert(key, Arc::from(value));
     }
 
     /// Drops every entry of a block (when it is unloaded).
     pub fn remove_block(&self, id: ulid::Ulid) {
+        let id = BlockKey::from(id);
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let of_block = |k: &IndexKey| match k {
-            IndexKey::Postings { block, .. } | IndexKey::Series { block, .. } => *block == id,
-        };
         let mut freed = 0;
         inner.map.retain(|k, v| {
-            let keep = !of_block(k);
+            let keep = k.block() != id;
             if !keep {
-                freed += k.weight() + v.len();
+                freed += k.weight(v.len());
             }
             keep
         });
-        inner.order.retain(|k| !of_block(k));
+        inner.order.retain(|k| k.block() != id);
         inner.bytes = inner.bytes.saturating_sub(freed);
+        if inner.map.is_empty() {
+            // Give the tables' memory back rather than keeping them at their high-water mark.
+            inner.map = HashMap::new();
+            inner.order = VecDeque::new();
+        }
     }
 
     pub fn used_bytes(&self) -> usize {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -112,35 +180,38 @@ mod tests {
 
     #[test]
     fn stays_within_bound() {
-        let cache = IndexCache::new(10_000);
+        let cache = IndexCache::new(100_000);
         let id = ulid::Ulid::nil();
         for i in 0..1000u32 {
-            cache.put(
-                IndexKey::Series {
-                    block: id,
-                    series_ref: i,
-                },
-                &[0u8; 100],
-            );
-            assert!(cache.used_bytes() <= 10_000);
+            cache.put_series(id, i, &[0u8; 100]);
+            assert!(cache.used_bytes() <= 100_000);
+        }
+        assert!(cache.get_series(id, 999).is_some());
+        assert!(cache.get_series(id, 0).is_none());
+        cache.put_postings(id, "job", "a", &[1, 2, 3]);
+        assert_eq!(cache.get_postings(id, "job", "a").as_deref(), Some(&[1u8, 2, 3][..]));
+        assert!(cache.get_postings(id, "job", "b").is_none());
+        let other = ulid::Ulid::from_parts(1, 1);
+        cache.put_series(other, 7, &[9]);
+        cache.remove_block(id);
+        assert_eq!(cache.len(), 1);
+        assert!(cache.get_series(other, 7).is_some());
+        cache.remove_block(other);
+        assert_eq!(cache.used_bytes(), 0);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn counts_bookkeeping_not_only_bytes() {
+        let cache = IndexCache::new(10 * ENTRY_OVERHEAD);
+        let id = ulid::Ulid::nil();
+        for i in 0..100u32 {
+            cache.put_series(id, i, &[0u8; 4]);
         }
         assert!(
-            cache
-                .get(&IndexKey::Series {
-                    block: id,
-                    series_ref: 999
-                })
-                .is_some()
+            cache.len() < 10,
+            "{} tiny entries in a cache of 10 overheads",
+            cache.len()
         );
-        assert!(
-            cache
-                .get(&IndexKey::Series {
-                    block: id,
-                    series_ref: 0
-                })
-                .is_none()
-        );
-        cache.remove_block(id);
-        assert_eq!(cache.used_bytes(), 0);
     }
 }

@@ -15,13 +15,17 @@
 //! ```
 //!
 //! Only what queries need before touching the bucket lives in memory: the symbols and the
-//! postings offset table. Postings lists and series entries are read from the bucket by range.
+//! postings offset table, both packed (strings back to back in one allocation, with an end
+//! offset each) rather than as one heap string per entry, so that a block costs about the size
+//! of its index-header file. Postings lists and series entries are read from the bucket by range.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use hypnos_objstore::Bucket;
-use hypnos_tsdb::index::{TOC_LEN, Toc, check_header, parse_postings_offset_table, parse_symbols, parse_toc};
+use hypnos_tsdb::DecodeError;
+use hypnos_tsdb::encoding::read_uvarint;
+use hypnos_tsdb::index::reader::section;
+use hypnos_tsdb::index::{TOC_LEN, Toc, check_header, parse_toc};
 
 use crate::error::BlockError;
 
@@ -33,6 +37,65 @@ pub const FILE_NAME: &str = "index-header";
 /// Thanos's `MemoryWriter`/`FileWriter` limit on the index size (`16 * math.MaxUint32`).
 const MAX_INDEX_SIZE: u64 = 16 * u32::MAX as u64;
 
+/// Strings back to back in one allocation; string `i` ends at `ends[i]`.
+#[derive(Debug, Default)]
+struct PackedStrings {
+    text: Box<str>,
+    ends: Box<[u32]>,
+}
+
+impl PackedStrings {
+    fn get(&self, i: usize) -> Option<&str> {
+        let end = *self.ends.get(i)? as usize;
+        let start = match i {
+            0 => 0,
+            _ => self.ends[i - 1] as usize,
+        };
+        self.text.get(start..end)
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+}
+
+/// Collects strings into a [`PackedStrings`]; fails when the total passes 4 GiB.
+#[derive(Default)]
+struct PackedBuilder {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl PackedBuilder {
+    fn with_capacity(n: usize, bytes: usize) -> Self {
+        PackedBuilder {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, s: &str) -> Option<()> {
+        self.text.push_str(s);
+        self.ends.push(u32::try_from(self.text.len()).ok()?);
+        Some(())
+    }
+
+    fn finish(self) -> PackedStrings {
+        PackedStrings {
+            text: self.text.into_boxed_str(),
+            ends: self.ends.into_boxed_slice(),
+        }
+    }
+}
+
+/// One label name of the postings offset table and its values `values[start..end]`.
+#[derive(Debug)]
+struct NameEntry {
+    name: Box<str>,
+    start: u32,
+    end: u32,
+}
+
 /// What a block keeps of its index in memory.
 #[derive(Debug)]
 pub struct IndexHeader {
@@ -40,12 +103,15 @@ pub struct IndexHeader {
     /// TOC of the original index (offsets point into the bucket object).
     pub toc: Toc,
     pub index_size: u64,
-    pub symbols: Vec<String>,
-    /// name -> (value, postings offset in the original index), values sorted.
-    pub postings: BTreeMap<String, Vec<(String, u64)>>,
+    symbols: PackedStrings,
+    /// Label names of the postings offset table, sorted.
+    names: Box<[NameEntry]>,
+    /// Values of all names, sorted within each name, with their postings offsets.
+    values: PackedStrings,
+    offsets: Box<[u64]>,
     /// Every postings offset, sorted, then `toc.postings_table`: the end of a postings list is
     /// the start of the next one.
-    pub postings_bounds: Vec<u64>,
+    postings_bounds: Box<[u64]>,
 }
 
 impl IndexHeader {
@@ -66,20 +132,42 @@ impl IndexHeader {
         offset..end.unwrap_or(self.toc.postings_table).max(offset)
     }
 
-    pub fn label_names(&self) -> impl Iterator<Item = &str> {
-        self.postings.keys().filter(|k| !k.is_empty()).map(String::as_str)
+    /// Symbol `i` of the index's symbol table (series entries refer to labels by these numbers).
+    pub fn symbol(&self, i: u32) -> Option<&str> {
+        self.symbols.get(i as usize)
     }
 
-    pub fn label_values(&self, name: &str) -> &[(String, u64)] {
-        self.postings.get(name).map(Vec::as_slice).unwrap_or(&[])
+    pub fn symbol_count(&self) -> usize {
+        self.symbols.len()
+    }
+
+    pub fn label_names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(|n| &*n.name).filter(|n| !n.is_empty())
+    }
+
+    fn name_entry(&self, name: &str) -> Option<&NameEntry> {
+        let i = self.names.binary_search_by(|n| (*n.name).cmp(name)).ok()?;
+        self.names.get(i)
+    }
+
+    /// Values of `name`, sorted, with the offsets of their postings lists.
+    pub fn label_values(&self, name: &str) -> impl Iterator<Item = (&str, u64)> {
+        let range = self.name_entry(name).map_or(0..0, |n| n.start as usize..n.end as usize);
+        range.filter_map(|i| Some((self.values.get(i)?, *self.offsets.get(i)?)))
     }
 
     pub fn postings_offset(&self, name: &str, value: &str) -> Option<u64> {
-        let values = self.postings.get(name)?;
-        values
-            .binary_search_by(|(v, _)| v.as_str().cmp(value))
-            .ok()
-            .map(|i| values[i].1)
+        let n = self.name_entry(name)?;
+        let (mut lo, mut hi) = (n.start as usize, n.end as usize);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.values.get(mid)?.cmp(value) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return self.offsets.get(mid).copied(),
+            }
+        }
+        None
     }
 }
 
@@ -238,35 +326,162 @@ pub fn decode(b: &[u8], path: &Path) -> Result<IndexHeader, BlockError> {
         ));
     }
     let symbols = parse_symbols(&b[symbols_ref..pot_ref], toc.symbols).map_err(|e| corrupt(e.offset, e.reason))?;
-    let entries = parse_postings_offset_table(pot, toc.postings_table).map_err(|e| corrupt(e.offset, e.reason))?;
-    let mut postings: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
-    let mut bounds = Vec::with_capacity(entries.len() + 1);
-    for e in entries {
-        if e.offset < toc.postings || e.offset >= toc.postings_table {
-            return Err(corrupt(
-                toc.postings_table,
-                format!(
-                    "postings of {}={:?} at offset {} lie outside the postings section",
-                    e.name, e.value, e.offset
-                ),
-            ));
-        }
-        bounds.push(e.offset);
-        postings.entry(e.name).or_default().push((e.value, e.offset));
-    }
-    for values in postings.values_mut() {
-        values.sort();
-    }
-    bounds.push(toc.postings_table);
-    bounds.sort_unstable();
-    bounds.dedup();
+    let table = parse_postings_table(pot, &toc).map_err(|e| corrupt(e.offset, e.reason))?;
     Ok(IndexHeader {
         index_version,
         toc,
         index_size,
         symbols,
-        postings,
-        postings_bounds: bounds,
+        names: table.names,
+        values: table.values,
+        offsets: table.offsets,
+        postings_bounds: table.bounds,
+    })
+}
+
+/// A cursor over a section's contents that reports file offsets in errors.
+struct Cursor<'a> {
+    b: &'a [u8],
+    pos: usize,
+    base: u64,
+}
+
+impl<'a> Cursor<'a> {
+    fn err(&self, reason: impl Into<String>) -> DecodeError {
+        DecodeError::new(self.base + self.pos as u64, reason)
+    }
+
+    fn remaining(&self) -> usize {
+        self.b.len() - self.pos
+    }
+
+    fn be32(&mut self) -> Result<u32, DecodeError> {
+        let v = self
+            .b
+            .get(self.pos..self.pos + 4)
+            .ok_or_else(|| self.err("unexpected end of data reading a 32-bit number"))?;
+        self.pos += 4;
+        Ok(u32::from_be_bytes([v[0], v[1], v[2], v[3]]))
+    }
+
+    fn uvarint(&mut self) -> Result<u64, DecodeError> {
+        let rest = self.b.get(self.pos..).unwrap_or_default();
+        let (v, n) = read_uvarint(rest).map_err(|e| self.err(e))?;
+        self.pos += n;
+        Ok(v)
+    }
+
+    fn str(&mut self) -> Result<&'a str, DecodeError> {
+        let len = usize::try_from(self.uvarint()?).map_err(|_| self.err("string length overflows"))?;
+        let bytes = self
+            .b
+            .get(self.pos..self.pos.saturating_add(len))
+            .ok_or_else(|| self.err(format!("string of {len} bytes runs past the end of the section")))?;
+        let s = std::str::from_utf8(bytes).map_err(|_| self.err("string is not valid UTF-8"))?;
+        self.pos += len;
+        Ok(s)
+    }
+}
+
+/// Parses the symbol table section at the start of `b` (file offset `base`) into packed form.
+fn parse_symbols(b: &[u8], base: u64) -> Result<PackedStrings, DecodeError> {
+    let contents = section(b, base, "symbol table")?;
+    let mut d = Cursor {
+        b: contents,
+        pos: 0,
+        base: base + 4,
+    };
+    let n = d.be32()? as usize;
+    // Each symbol takes at least one byte.
+    if n > d.remaining() {
+        return Err(d.err(format!("symbol table claims {n} symbols in {} bytes", d.remaining())));
+    }
+    let mut out = PackedBuilder::with_capacity(n, d.remaining());
+    let mut prev: Option<&str> = None;
+    for _ in 0..n {
+        let s = d.str()?;
+        if prev.is_some_and(|p| s <= p) {
+            return Err(d.err(format!("symbols not sorted: {s:?} after {prev:?}")));
+        }
+        out.push(s).ok_or_else(|| d.err("symbol table larger than 4 GiB"))?;
+        prev = Some(s);
+    }
+    Ok(out.finish())
+}
+
+struct PostingsTable {
+    names: Box<[NameEntry]>,
+    values: PackedStrings,
+    offsets: Box<[u64]>,
+    bounds: Box<[u64]>,
+}
+
+/// Parses the postings offset table at the start of `b` (file offset `toc.postings_table`),
+/// checking that every offset lies in the postings section. Entries are sorted by name and
+/// value (Prometheus writes them so; others are sorted here).
+fn parse_postings_table(b: &[u8], toc: &Toc) -> Result<PostingsTable, DecodeError> {
+    let base = toc.postings_table;
+    let contents = section(b, base, "postings offset table")?;
+    let mut d = Cursor {
+        b: contents,
+        pos: 0,
+        base: base + 4,
+    };
+    let n = d.be32()? as usize;
+    if n > d.remaining() / 4 {
+        return Err(d.err(format!(
+            "postings offset table claims {n} entries in {} bytes",
+            d.remaining()
+        )));
+    }
+    let mut entries: Vec<(&str, &str, u64)> = Vec::with_capacity(n);
+    let mut value_bytes = 0;
+    for _ in 0..n {
+        let keys = d.uvarint()?;
+        if keys != 2 {
+            return Err(d.err(format!("postings offset entry has {keys} keys, want 2")));
+        }
+        let name = d.str()?;
+        let value = d.str()?;
+        let offset = d.uvarint()?;
+        if offset < toc.postings || offset >= toc.postings_table {
+            return Err(DecodeError::new(
+                base,
+                format!("postings of {name}={value:?} at offset {offset} lie outside the postings section"),
+            ));
+        }
+        value_bytes += value.len();
+        entries.push((name, value, offset));
+    }
+    // Already sorted in any index Prometheus wrote: the sort then costs one pass.
+    entries.sort();
+    entries.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    let too_big = || DecodeError::new(base, "postings offset table larger than 4 GiB");
+    let mut names: Vec<NameEntry> = Vec::new();
+    let mut values = PackedBuilder::with_capacity(entries.len(), value_bytes);
+    let mut offsets = Vec::with_capacity(entries.len());
+    for (i, &(name, value, offset)) in entries.iter().enumerate() {
+        let i = u32::try_from(i).map_err(|_| too_big())?;
+        match names.last_mut() {
+            Some(last) if *last.name == *name => last.end = i + 1,
+            _ => names.push(NameEntry {
+                name: name.into(),
+                start: i,
+                end: i + 1,
+            }),
+        }
+        values.push(value).ok_or_else(too_big)?;
+        offsets.push(offset);
+    }
+    let mut bounds = offsets.clone();
+    bounds.push(toc.postings_table);
+    bounds.sort_unstable();
+    bounds.dedup();
+    Ok(PostingsTable {
+        names: names.into_boxed_slice(),
+        values: values.finish(),
+        offsets: offsets.into_boxed_slice(),
+        bounds: bounds.into_boxed_slice(),
     })
 }
 

@@ -27,7 +27,7 @@ use hypnos_storepb::{SeriesStream, StoreApi, component};
 use hypnos_tsdb::{BlockMeta, ChunkMeta, ChunkRef};
 use tonic::Status;
 
-use crate::block::{BlockSeries, BucketBlock};
+use crate::block::{BlockSeries, BucketBlock, FetchedChunk};
 use crate::cache::IndexCache;
 use crate::error::BlockError;
 use crate::fetcher::{FetcherConfig, MetaFetcher, state};
@@ -253,13 +253,11 @@ impl BucketStore {
         let refs = block.postings_for_matchers(&ms).await?;
         let mut out = Vec::new();
         for batch in refs.chunks(SERIES_BATCH) {
-            for mut s in block.series(batch).await? {
+            for mut s in block.series(batch, true).await? {
                 s.chunks.retain(|c| c.overlaps(mint, maxt));
-                if s.chunks.is_empty() {
-                    continue;
+                if !s.chunks.is_empty() {
+                    out.push(s);
                 }
-                s.labels = block.with_external_labels(&s.labels);
-                out.push(s);
             }
         }
         Ok(out)
@@ -275,20 +273,20 @@ impl BucketStore {
             req.partial_response_disabled || req.partial_response_strategy == PartialResponseStrategy::Abort as i32;
         let (mint, maxt) = (req.min_time, req.max_time);
         let blocks = self.blocks_in(mint, maxt);
-        let without: HashSet<&str> = req.without_replica_labels.iter().map(String::as_str).collect();
+        let without: Vec<&str> = req.without_replica_labels.iter().map(String::as_str).collect();
         let shard = ShardMatcher::new(req.shard_info.as_ref());
 
-        let results: Vec<Result<Vec<BlockSeries>, BlockError>> = futures::stream::iter(blocks.clone())
-            .map(|b| {
+        // Each block's selection is merged as soon as it arrives, so that memory holds one
+        // entry per distinct series (plus the blocks in flight), not every block's copy.
+        let mut per_block = futures::stream::iter(blocks.iter().cloned().enumerate())
+            .map(|(bi, b)| {
                 let (store, matchers) = (self.clone(), matchers.clone());
-                async move { store.select_block(&b, &matchers, mint, maxt).await }
+                async move { (bi, store.select_block(&b, &matchers, mint, maxt).await) }
             })
-            .buffered(BLOCK_QUERY_CONCURRENCY)
-            .collect()
-            .await;
+            .buffer_unordered(BLOCK_QUERY_CONCURRENCY);
         let mut selected: BTreeMap<Labels, Vec<ChunkSource>> = BTreeMap::new();
         let mut warnings = Vec::new();
-        for (bi, result) in results.into_iter().enumerate() {
+        while let Some((bi, result)) = per_block.next().await {
             match result {
                 Ok(series) => {
                     for s in series {
@@ -298,21 +296,28 @@ impl BucketStore {
                         let labels = if without.is_empty() {
                             s.labels
                         } else {
-                            let names: Vec<&str> = without.iter().copied().collect();
-                            s.labels.without(&names)
+                            s.labels.without(&without)
                         };
-                        selected
-                            .entry(labels)
-                            .or_default()
-                            .extend(s.chunks.into_iter().map(|c| (bi, c)));
+                        let sources = s.chunks.into_iter().map(|c| (bi, c));
+                        match selected.get_mut(&labels) {
+                            Some(v) => v.extend(sources),
+                            None => {
+                                selected.insert(labels, sources.collect());
+                            }
+                        }
                     }
                 }
                 Err(e) => warnings.push(self.block_failure(&blocks[bi], &e, abort)?),
             }
         }
+        drop(per_block);
         let mut entries: Vec<(Labels, Vec<ChunkSource>)> = selected.into_iter().collect();
         if req.limit > 0 {
             entries.truncate(usize::try_from(req.limit).unwrap_or(usize::MAX));
+        }
+        for (_, sources) in &mut entries {
+            sources.sort_unstable_by_key(|(bi, c)| (c.min_time, c.max_time, *bi));
+            sources.shrink_to_fit();
         }
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<SeriesResponse, Status>>(4);
         let store = self.clone();
@@ -335,20 +340,37 @@ impl BucketStore {
         tx: tokio::sync::mpsc::Sender<Result<SeriesResponse, Status>>,
     ) {
         let mut failed_blocks: HashSet<usize> = HashSet::new();
-        for batch in entries.chunks(STREAM_BATCH) {
-            let mut fetched: HashMap<(usize, ChunkRef), crate::block::FetchedChunk> = HashMap::new();
+        let mut entries = entries.into_iter();
+        loop {
+            // Each batch is taken out of `entries` so that its labels and chunk metas are freed
+            // once sent.
+            let batch: Vec<(Labels, Vec<ChunkSource>)> = entries.by_ref().take(STREAM_BATCH).collect();
+            if batch.is_empty() {
+                break;
+            }
+            let mut fetched: HashMap<(usize, ChunkRef), FetchedChunk> = HashMap::new();
             if !skip_chunks {
-                let mut wanted: BTreeMap<usize, BTreeSet<ChunkRef>> = BTreeMap::new();
-                for (_, sources) in batch {
+                let mut wanted: BTreeMap<usize, Vec<ChunkRef>> = BTreeMap::new();
+                for (_, sources) in &batch {
                     for (bi, c) in sources {
                         if !failed_blocks.contains(bi) {
-                            wanted.entry(*bi).or_default().insert(c.chunk_ref);
+                            wanted.entry(*bi).or_default().push(c.chunk_ref);
                         }
                     }
                 }
-                for (bi, refs) in wanted {
-                    let refs: Vec<ChunkRef> = refs.into_iter().collect();
-                    match blocks[bi].chunks(&refs).await {
+                let mut reads = futures::stream::iter(wanted)
+                    .map(|(bi, mut refs)| {
+                        let block = blocks[bi].clone();
+                        async move {
+                            refs.sort_unstable();
+                            refs.dedup();
+                            let chunks = block.chunks(&refs).await;
+                            (bi, refs, chunks)
+                        }
+                    })
+                    .buffer_unordered(BLOCK_QUERY_CONCURRENCY);
+                while let Some((bi, refs, result)) = reads.next().await {
+                    match result {
                         Ok(chunks) => fetched.extend(refs.into_iter().map(|r| (bi, r)).zip(chunks)),
                         Err(e) => {
                             failed_blocks.insert(bi);
@@ -366,9 +388,8 @@ impl BucketStore {
             for (labels, sources) in batch {
                 let mut chunks = Vec::new();
                 if !skip_chunks {
-                    let mut sorted: Vec<&ChunkSource> = sources.iter().collect();
-                    sorted.sort_by_key(|(bi, c)| (c.min_time, c.max_time, *bi));
-                    for (bi, c) in sorted {
+                    chunks.reserve(sources.len());
+                    for (bi, c) in &sources {
                         let Some(f) = fetched.get(&(*bi, c.chunk_ref)) else {
                             continue;
                         };
@@ -384,7 +405,7 @@ impl BucketStore {
                 self.metrics.series_sent.inc();
                 self.metrics.chunks_sent.inc_by(chunks.len() as u64);
                 let series = Series {
-                    labels: labels_to_proto(labels),
+                    labels: labels_to_proto(&labels),
                     chunks,
                 };
                 if tx.send(Ok(SeriesResponse::series(series))).await.is_err() {
@@ -410,7 +431,7 @@ impl BucketStore {
         let refs = block.postings_for_matchers(ms).await?;
         let mut out = Vec::new();
         for batch in refs.chunks(SERIES_BATCH) {
-            for s in block.series(batch).await? {
+            for s in block.series(batch, false).await? {
                 if s.chunks.iter().any(|c| c.overlaps(mint, maxt)) {
                     out.push(s);
                 }

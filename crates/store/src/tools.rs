@@ -362,7 +362,7 @@ async fn verify_block(
     let refs = block.postings_for_matchers(&[]).await?;
     let mut prev: Option<Labels> = None;
     for batch in refs.chunks(1024) {
-        let series = block.series(batch).await?;
+        let series = block.series(batch, false).await?;
         let mut chunk_refs = Vec::new();
         for s in &series {
             if let Some(p) = &prev
