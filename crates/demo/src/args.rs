@@ -1,4 +1,5 @@
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -28,4 +29,10 @@ pub struct DemoArgs {
     /// Scrape and evaluation interval of the demo's Prometheus servers.
     #[arg(long = "scrape-interval", default_value = "15s")]
     pub scrape_interval: String,
+    /// Backfill this much generated history (the seed's metrics, 15s interval) before starting:
+    /// the last week into the Prometheus data directories, anything older into the bucket.
+    /// Without a value, one week. Skipped when the data directories already hold blocks.
+    #[arg(long = "with-history", value_name = "DURATION", num_args = 0..=1, default_missing_value = "7d",
+          require_equals = false, value_parser = humantime::parse_duration)]
+    pub with_history: Option<Duration>,
 }

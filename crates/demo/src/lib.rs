@@ -8,6 +8,7 @@
 
 mod args;
 mod config;
+pub mod history;
 mod process;
 mod topology;
 
@@ -41,6 +42,8 @@ pub enum DemoError {
         secs: u64,
         log: PathBuf,
     },
+    #[error("generating history: {0}")]
+    History(String),
     #[error("{component} exited during start-up ({status}); its log is {log}")]
     ExitedEarly {
         component: String,

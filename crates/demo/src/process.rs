@@ -140,21 +140,47 @@ pub async fn run(args: DemoArgs, hypnos_exe: PathBuf, shutdown: impl Future<Outp
         std::fs::write(path, content).map_err(io(format!("writing {}", path.display())))?;
     }
 
+    // Polled from here on, so that a Ctrl-C or SIGTERM during the backfill or the start-up
+    // stops what is already running instead of killing the demo outright.
+    tokio::pin!(shutdown);
+    if let Some(duration) = args.with_history {
+        let end = hypnos_generate::plan::align_down(hypnos_generate::plan::now_ms());
+        let targets = topology.history_targets(&args);
+        tokio::select! {
+            r = crate::history::backfill(duration, end, &targets) => r?,
+            _ = &mut shutdown => return Ok(()),
+        }
+    }
+
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()
         .map_err(|e| io("building an HTTP client")(std::io::Error::other(e)))?;
     let mut running: Vec<Running> = Vec::new();
     for c in &topology.components {
-        let started = async {
-            let mut r = spawn(c, &log_dir).await?;
-            let ready = wait_ready(&mut r, &client).await;
-            running.push(r);
-            ready
+        let outcome = match spawn(c, &log_dir).await {
+            Ok(r) => {
+                running.push(r);
+                match running.last_mut() {
+                    Some(r) => tokio::select! {
+                        ready = wait_ready(r, &client) => Some(ready),
+                        _ = &mut shutdown => None,
+                    },
+                    None => Some(Ok(())),
+                }
+            }
+            Err(e) => Some(Err(e)),
         };
-        if let Err(e) = started.await {
-            stop_all(&mut running).await;
-            return Err(e);
+        match outcome {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                stop_all(&mut running).await;
+                return Err(e);
+            }
+            None => {
+                stop_all(&mut running).await;
+                return Ok(());
+            }
         }
     }
 
@@ -170,7 +196,6 @@ pub async fn run(args: DemoArgs, hypnos_exe: PathBuf, shutdown: impl Future<Outp
     );
     println!("Press Ctrl-C to stop everything.\n");
 
-    tokio::pin!(shutdown);
     let mut watch = tokio::time::interval(Duration::from_secs(2));
     let mut reported = vec![false; running.len()];
     loop {

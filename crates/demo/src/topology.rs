@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::DemoArgs;
 use crate::config::{PrometheusConfig, ScrapeJob};
+use crate::history::HistoryTargets;
 
 /// One process of the topology.
 #[derive(Clone, Debug)]
@@ -34,6 +35,8 @@ pub struct Topology {
     pub files: Vec<(PathBuf, String)>,
     /// Directories that must exist before start (the FILESYSTEM bucket).
     pub dirs: Vec<PathBuf>,
+    /// The objstore configuration the sidecar and the store gateway use.
+    pub objstore_config: PathBuf,
 }
 
 struct PromSpec {
@@ -155,6 +158,7 @@ impl Topology {
             components,
             files,
             dirs: Vec::new(),
+            objstore_config: PathBuf::new(),
         };
         topology.add_thanos_components(args, hypnos_exe, &addr);
         topology
@@ -176,6 +180,7 @@ impl Topology {
                 path
             }
         };
+        self.objstore_config = objstore.clone();
         let hypnos = |name: &str, role: &'static str, http: u16, grpc: u16, args: Vec<String>| Component {
             name: name.into(),
             program: hypnos_exe.to_path_buf(),
@@ -244,6 +249,17 @@ impl Topology {
             QUERIER_GRPC_PORT,
             q,
         ));
+    }
+
+    /// Where `--with-history` writes: the HA pair's and the short-term server's data
+    /// directories and the bucket.
+    pub fn history_targets(&self, args: &DemoArgs) -> HistoryTargets {
+        let data = |p: &PromSpec| args.data_dir.join("data").join(p.data);
+        HistoryTargets {
+            ha_pair: [data(&PROMETHEUS[0]), data(&PROMETHEUS[1])],
+            short_term: data(&PROMETHEUS[2]),
+            objstore_config: self.objstore_config.clone(),
+        }
     }
 
     /// The component users should query: the querier.
