@@ -18,19 +18,6 @@ use crate::DemoError;
 /// into the bucket. Below the HA pair's 10-day retention, so Prometheus does not delete it
 /// at start-up.
 pub const LOCAL_HISTORY: i64 = 7 * DAY;
-/// Block ranges of the local part, newest first: thanosbench's one-week shape, the blocks a
-/// Prometheus that compacted for a week would have.
-const LOCAL_BLOCKS: [i64; 9] = [
-    2 * HOUR,
-    2 * HOUR,
-    2 * HOUR,
-    8 * HOUR,
-    8 * HOUR,
-    48 * HOUR,
-    48 * HOUR,
-    48 * HOUR,
-    2 * HOUR,
-];
 /// Block length of the bucket part (a compactor's 2-day level).
 const BUCKET_BLOCK: i64 = 48 * HOUR;
 /// Demo-app instances the history has per cluster.
@@ -50,28 +37,30 @@ pub struct HistoryLayout {
 pub fn layout(duration: i64, end: i64) -> HistoryLayout {
     let duration = duration.max(0);
     let local_len = duration.min(LOCAL_HISTORY);
-    let local = ranges_newest_first(end, local_len, LOCAL_BLOCKS.iter().copied().cycle());
+    // The local part has the blocks a Prometheus that compacted for a week would have:
+    // thanosbench's one-week shape, cut short for less history.
+    let week = Plan::named("seed-1w", end).map(|p| p.blocks).unwrap_or_default();
+    let local = clip(week, end - local_len);
     let bucket_end = end - local_len;
-    let bucket = ranges_newest_first(bucket_end, duration - local_len, std::iter::repeat(BUCKET_BLOCK));
+    let bucket_len = duration - local_len;
+    let bucket_blocks = (0..(bucket_len + BUCKET_BLOCK - 1) / BUCKET_BLOCK).map(|i| BlockRange {
+        min_time: bucket_end - (i + 1) * BUCKET_BLOCK,
+        max_time: bucket_end - i * BUCKET_BLOCK,
+    });
+    let bucket = clip(bucket_blocks.rev().collect(), bucket_end - bucket_len);
     HistoryLayout { local, bucket }
 }
 
-/// Blocks covering `[end - len, end)`, cut from the newest end with the given lengths; the
-/// oldest block is shortened to fit.
-fn ranges_newest_first(end: i64, len: i64, lengths: impl Iterator<Item = i64>) -> Vec<BlockRange> {
-    let start = end - len;
-    let mut out = Vec::new();
-    let mut max_time = end;
-    for l in lengths {
-        if max_time <= start {
-            break;
-        }
-        let min_time = (max_time - l).max(start);
-        out.push(BlockRange { min_time, max_time });
-        max_time = min_time;
-    }
-    out.reverse();
-    out
+/// The blocks (oldest first) that end after `start`, the oldest one shortened to begin there.
+fn clip(blocks: Vec<BlockRange>, start: i64) -> Vec<BlockRange> {
+    blocks
+        .into_iter()
+        .filter(|b| b.max_time > start)
+        .map(|b| BlockRange {
+            min_time: b.min_time.max(start),
+            max_time: b.max_time,
+        })
+        .collect()
 }
 
 /// What the backfill writes into: the demo's directories and bucket.
@@ -212,7 +201,7 @@ mod tests {
     #[test]
     fn a_week_fills_the_local_shape_exactly() {
         let l = layout(LOCAL_HISTORY, 100 * DAY);
-        assert_eq!(l.local.len(), LOCAL_BLOCKS.len());
+        assert_eq!(l.local.len(), 9);
         assert!(l.bucket.is_empty());
     }
 
