@@ -45,6 +45,22 @@ fn xor(c: &mut Criterion) {
             sum
         })
     });
+    g.bench_function("decode_120_batch", |b| {
+        b.iter(|| {
+            let mut it = XorIterator::new(black_box(&chunk)).unwrap();
+            let mut n = 0;
+            loop {
+                let batch = it.next_batch().unwrap();
+                if batch.is_empty() {
+                    return n;
+                }
+                for s in batch {
+                    black_box(s);
+                }
+                n += batch.len();
+            }
+        })
+    });
     g.bench_function("encode_120", |b| {
         b.iter(|| {
             let mut a = XorAppender::new();

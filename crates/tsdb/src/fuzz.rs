@@ -2,7 +2,7 @@
 //! without panicking or allocating more than the input justifies. They are driven by a
 //! proptest in the normal test suite and by the cargo-fuzz crate in `fuzz/`.
 
-use crate::chunkenc::{Encoding, SampleIterator};
+use crate::chunkenc::{Encoding, SampleIterator, XorIterator};
 use crate::index::IndexReader;
 use crate::mmap::FileBytes;
 
@@ -19,7 +19,27 @@ pub fn fuzz_chunk_decoders(data: &[u8]) {
             }
         }
     }
+    // The XOR decoder's other entry points: batches, and a seek into the middle.
+    if let Ok(mut it) = XorIterator::new(data) {
+        while let Ok(b) = it.next_batch() {
+            if b.is_empty() {
+                break;
+            }
+        }
+    }
+    if let (Ok(mut it), Some(&[a, b])) = (XorIterator::new(data), data.get(2..4)) {
+        let _ = it.seek(i64::from(i16::from_be_bytes([a, b])) * 1000);
+        let _ = it.next_batch();
+    }
     let _ = crate::chunks::parse_chunk_record(data, 0);
+    let _ = crate::tombstones::Tombstones::decode(data);
+}
+
+/// Parses `data` as meta.json and as a tombstones file, and writes a parsed meta back out.
+pub fn fuzz_block_files(data: &[u8]) {
+    if let Ok(m) = crate::meta::BlockMeta::from_json(data, std::path::Path::new("fuzz/meta.json")) {
+        let _ = m.to_json();
+    }
     let _ = crate::tombstones::Tombstones::decode(data);
 }
 

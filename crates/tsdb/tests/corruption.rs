@@ -174,6 +174,7 @@ proptest! {
     fn fuzz_targets_survive_random_bytes(data in proptest::collection::vec(any::<u8>(), 0..600)) {
         hypnos_tsdb::fuzz::fuzz_chunk_decoders(&data);
         hypnos_tsdb::fuzz::fuzz_index_reader(&data);
+        hypnos_tsdb::fuzz::fuzz_block_files(&data);
     }
 
     /// Random mutations of a valid index and chunk.

@@ -36,14 +36,7 @@ impl BitWriter {
 
     #[inline]
     pub fn write_bit(&mut self, bit: bool) {
-        if self.free == 0 {
-            self.bytes.push(0);
-            self.free = 8;
-        }
-        if bit && let Some(last) = self.bytes.last_mut() {
-            *last |= 1 << (self.free - 1);
-        }
-        self.free -= 1;
+        self.write_bits(u64::from(bit), 1);
     }
 
     #[inline]
@@ -51,24 +44,34 @@ impl BitWriter {
         self.write_bits(u64::from(byte), 8);
     }
 
-    /// Writes the lowest `n` bits of `v` (n ≤ 64).
+    /// Writes the lowest `n` bits of `v` (n ≤ 64): fills the free bits of the last byte, then
+    /// appends the rest as one 8-byte big-endian store and trims the bytes not needed.
     #[inline]
-    pub fn write_bits(&mut self, v: u64, mut n: u32) {
+    pub fn write_bits(&mut self, v: u64, n: u32) {
         debug_assert!(n <= 64);
-        while n > 0 {
-            if self.free == 0 {
-                self.bytes.push(0);
-                self.free = 8;
-            }
-            let take = n.min(u32::from(self.free));
-            let chunk = ((v >> (n - take)) & ((1u64 << take) - 1)) as u8;
-            let shift = u32::from(self.free) - take;
-            if let Some(last) = self.bytes.last_mut() {
-                *last |= chunk << shift;
-            }
-            self.free -= take as u8;
-            n -= take;
+        if n == 0 {
+            return;
         }
+        // Left aligned, nothing below the n bits.
+        let mut x = v << (64 - n);
+        let mut n = n;
+        let free = u32::from(self.free);
+        if free > 0 {
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= (x >> (64 - free)) as u8;
+            }
+            if n <= free {
+                self.free -= n as u8;
+                return;
+            }
+            x <<= free;
+            n -= free;
+        }
+        let len = self.bytes.len();
+        let whole = n.div_ceil(8);
+        self.bytes.extend_from_slice(&x.to_be_bytes());
+        self.bytes.truncate(len + whole as usize);
+        self.free = (whole * 8 - n) as u8;
     }
 }
 
@@ -128,6 +131,11 @@ impl<'a> BitReader<'a> {
         self.load(self.pos >> 3) << (self.pos & 7)
     }
 
+    /// Position in bits from the start of the data.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     #[inline(always)]
     pub fn bits_left(&self) -> usize {
         self.end - self.pos
@@ -183,6 +191,31 @@ impl<'a> BitReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The word-at-a-time writer produces the same bytes as writing bit by bit.
+        #[test]
+        fn write_bits_matches_bit_by_bit(fields in proptest::collection::vec((any::<u64>(), 0u32..=64), 0..100)) {
+            let mut w = BitWriter::with_header(&[7, 9]);
+            let mut want = vec![7u8, 9];
+            let mut nbits = 16usize;
+            for &(v, n) in &fields {
+                w.write_bits(v, n);
+                for i in (0..n).rev() {
+                    if nbits.is_multiple_of(8) {
+                        want.push(0);
+                    }
+                    if (v >> i) & 1 == 1 {
+                        let last = want.len() - 1;
+                        want[last] |= 0x80 >> (nbits % 8);
+                    }
+                    nbits += 1;
+                }
+            }
+            prop_assert_eq!(w.bytes(), &want[..]);
+        }
+    }
 
     #[test]
     fn bits_round_trip() {

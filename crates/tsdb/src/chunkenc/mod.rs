@@ -59,6 +59,9 @@ pub fn num_samples(data: &[u8]) -> Result<usize, DecodeError> {
 }
 
 /// Iterates the samples of a chunk of any encoding.
+// The XOR iterator carries its batch of decoded samples inline: boxing it would cost an
+// allocation per chunk, and there is one of these per chunk being read, not per sample.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum SampleIterator<'a> {
     Xor(XorIterator<'a>),
