@@ -234,7 +234,7 @@ async fn querier_answers_native_histogram_queries_like_prometheus() {
             .find(|r| {
                 let mut m = r["metric"].clone();
                 m.as_object_mut().unwrap().remove("__name__");
-                m.to_string() == *k
+                serde_json::from_str::<Value>(k).unwrap() == m
             })
             .unwrap_or_else(|| panic!("no rate for {k}"));
         let bucket = bucket_of(&rate["histogram"][1], w);
