@@ -5,7 +5,9 @@
 #
 #   bench/store_memory.sh [WORKDIR]     (needs: promtool, prometheus, python3 + grpcio-tools, curl)
 #
-# Env: HYPNOS (default target/release/hypnos), BLOCKS (100), SERIES (1000), STEP_S (900).
+# Env: HYPNOS (default target/release/hypnos; target/release/examples/store_gateway, built with
+# `cargo build --release -p hypnos-store --example store_gateway`, takes the same flags),
+# BLOCKS (100), SERIES (1000), STEP_S (900).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -16,6 +18,7 @@ STEP_S="${STEP_S:-900}"
 WORK="${1:-$(mktemp -d /tmp/store-memory.XXXXXX)}"
 mkdir -p "$WORK"
 echo "workdir: $WORK"
+echo "date: $(date -u +%FT%TZ), load average: $(cut -d' ' -f1-3 /proc/loadavg), binary: $HYPNOS"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss() { grep -E '^(VmRSS|VmHWM)' "/proc/$1/status" | tr -s ' \t' ' ' | tr '\n' ' '; echo; }

@@ -39,6 +39,14 @@ pub struct BlockSeries {
     pub chunks: Vec<ChunkMeta>,
 }
 
+/// A series as read from one block's index: labels as symbol references (see
+/// [`BucketBlock::label_view`]), chunk metas in time order.
+#[derive(Debug, Clone)]
+pub struct RawSeries {
+    pub label_refs: Vec<(u32, u32)>,
+    pub chunks: Vec<ChunkMeta>,
+}
+
 /// A chunk read from the bucket: TSDB encoding byte and data.
 #[derive(Debug, Clone)]
 pub struct FetchedChunk {
@@ -236,6 +244,60 @@ impl BucketBlock {
     /// `external_labels`, the block's external labels are part of the labels (and win over
     /// series labels of the same name).
     pub async fn series(&self, refs: &[SeriesRef], external_labels: bool) -> Result<Vec<BlockSeries>, BlockError> {
+        let raw = self.raw_series(refs).await?;
+        let mut view = Vec::new();
+        Ok(raw
+            .into_iter()
+            .map(|s| {
+                self.label_view(&s, external_labels, &[], &mut view);
+                BlockSeries {
+                    labels: Labels::from_sorted_unchecked(view.iter().map(|&(n, v)| Label::new(n, v)).collect()),
+                    chunks: s.chunks,
+                }
+            })
+            .collect())
+    }
+
+    /// The labels of `s` as borrowed `(name, value)` pairs in label order, into `out`: with
+    /// `external_labels` the block's external labels are merged in (and win over series
+    /// labels of the same name); names in `without` are left out.
+    pub fn label_view<'a>(
+        &'a self,
+        s: &RawSeries,
+        external_labels: bool,
+        without: &[&str],
+        out: &mut Vec<(&'a str, &'a str)>,
+    ) {
+        out.clear();
+        let ext: &[Label] = if external_labels {
+            self.ext_labels.as_slice()
+        } else {
+            &[]
+        };
+        let mut ext = ext.iter().map(|l| (l.name.as_str(), l.value.as_str())).peekable();
+        // Symbols were checked when the series was read.
+        let own = s
+            .label_refs
+            .iter()
+            .filter_map(|&(n, v)| Some((self.header.symbol(n)?, self.header.symbol(v)?)));
+        for (name, value) in own {
+            while let Some(&e) = ext.peek().filter(|e| e.0 <= name) {
+                out.push(e);
+                ext.next();
+            }
+            if out.last().is_none_or(|l| l.0 != name) {
+                out.push((name, value));
+            }
+        }
+        out.extend(ext);
+        if !without.is_empty() {
+            out.retain(|(n, _)| !without.contains(n));
+        }
+    }
+
+    /// Label references and chunk metas of the given series references (sorted, as postings
+    /// are), symbols checked: label names are in order and every symbol exists.
+    pub async fn raw_series(&self, refs: &[SeriesRef]) -> Result<Vec<RawSeries>, BlockError> {
         let series_start = self.header.toc.series;
         let series_end = self.header.series_end();
         let max_read = match self.meta.thanos.as_ref().map(|t| t.index_stats.series_max_size) {
@@ -253,15 +315,13 @@ impl BucketBlock {
             }
             Ok(off)
         };
-        let mut raw: Vec<Option<EntryBytes>> = Vec::with_capacity(refs.len());
-        let mut missing: Vec<usize> = Vec::new();
-        for &r in refs {
-            let cached = self.cache.get_series(self.id, r);
-            if cached.is_none() {
-                missing.push(raw.len());
-            }
-            raw.push(cached.map(EntryBytes::Cached));
-        }
+        let mut raw: Vec<Option<EntryBytes>> = self
+            .cache
+            .get_many_series(self.id, refs)
+            .into_iter()
+            .map(|c| c.map(EntryBytes::Cached))
+            .collect();
+        let missing: Vec<usize> = (0..raw.len()).filter(|&i| raw[i].is_none()).collect();
         if !missing.is_empty() {
             let mut ranges = Vec::with_capacity(missing.len());
             for &i in &missing {
@@ -269,6 +329,7 @@ impl BucketBlock {
                 ranges.push(off..(off + max_read).min(series_end));
             }
             let parts = self.read_coalesced(&self.index_key, &ranges).await?;
+            let mut to_cache = Vec::with_capacity(missing.len());
             for (&i, mut b) in missing.iter().zip(parts) {
                 let off = offset_of(refs[i])?;
                 let total = series_entry_len(&b).ok_or_else(|| BlockError::Corrupt {
@@ -287,48 +348,35 @@ impl BucketBlock {
                     b = self.read_range(&self.index_key, off..off + total).await?;
                 }
                 let entry = b.slice(..(total as usize).min(b.len()));
-                self.cache.put_series(self.id, refs[i], &entry);
+                to_cache.push((refs[i], entry.clone()));
                 raw[i] = Some(EntryBytes::Read(entry));
             }
+            self.cache.put_many_series(self.id, &to_cache);
         }
-        let ext = if external_labels {
-            self.ext_labels.as_slice()
-        } else {
-            &[]
-        };
+        let symbols = self.header.symbol_count();
         let mut out = Vec::with_capacity(refs.len());
         for (&r, b) in refs.iter().zip(raw) {
             let off = offset_of(r)?;
             let b = b.as_ref().map_or(&[][..], EntryBytes::as_slice);
             let entry = parse_series_entry(b, off).map_err(|e| BlockError::from_tsdb(&self.index_key, e))?;
-            let mut labels = Vec::with_capacity(entry.label_refs.len() + ext.len());
+            let corrupt = |reason: String| BlockError::Corrupt {
+                file: self.index_key.clone(),
+                offset: off,
+                reason,
+            };
             let mut prev: Option<&str> = None;
-            for (n, v) in entry.label_refs {
-                let (Some(name), Some(value)) = (self.header.symbol(n), self.header.symbol(v)) else {
-                    return Err(BlockError::Corrupt {
-                        file: self.index_key.clone(),
-                        offset: off,
-                        reason: format!("series {r} refers to a symbol out of range"),
-                    });
-                };
+            for &(n, v) in &entry.label_refs {
+                if n as usize >= symbols || v as usize >= symbols {
+                    return Err(corrupt(format!("series {r} refers to a symbol out of range")));
+                }
+                let name = self.header.symbol(n).unwrap_or_default();
                 if prev.is_some_and(|p| p >= name) {
-                    return Err(BlockError::Corrupt {
-                        file: self.index_key.clone(),
-                        offset: off,
-                        reason: format!("labels of series {r} are not sorted"),
-                    });
+                    return Err(corrupt(format!("labels of series {r} are not sorted")));
                 }
                 prev = Some(name);
-                if !ext.iter().any(|l| l.name == name) {
-                    labels.push(Label::new(name, value));
-                }
             }
-            if !ext.is_empty() {
-                labels.extend(ext.iter().cloned());
-                labels.sort_by(|a, b| a.name.cmp(&b.name));
-            }
-            out.push(BlockSeries {
-                labels: Labels::from_sorted_unchecked(labels),
+            out.push(RawSeries {
+                label_refs: entry.label_refs,
                 chunks: entry.chunks,
             });
         }

@@ -113,19 +113,48 @@ impl IndexCache {
         );
     }
 
+    /// Series entries of several references of a block, under one lock.
+    pub fn get_many_series(&self, block: ulid::Ulid, refs: &[u32]) -> Vec<Option<Arc<[u8]>>> {
+        let block = BlockKey::from(block);
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        refs.iter()
+            .map(|&series_ref| inner.map.get(&Slot::Series { block, series_ref }).cloned())
+            .collect()
+    }
+
+    /// Stores several series entries of a block, under one lock.
+    pub fn put_many_series(&self, block: ulid::Ulid, entries: &[(u32, bytes::Bytes)]) {
+        let block = BlockKey::from(block);
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for (series_ref, value) in entries {
+            self.put_locked(
+                &mut inner,
+                Slot::Series {
+                    block,
+                    series_ref: *series_ref,
+                },
+                value,
+            );
+        }
+    }
+
     fn get(&self, key: &Slot) -> Option<Arc<[u8]>> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.map.get(key).cloned()
     }
 
+    fn put(&self, key: Slot, value: &[u8]) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        self.put_locked(&mut inner, key, value);
+    }
+
     /// Stores a copy of `value` (so that it does not pin a larger fetched buffer). Items larger
     /// than a tenth of the cache are not cached.
-    fn put(&self, key: Slot, value: &[u8]) {
+    fn put_locked(&self, inner: &mut Inner, key: Slot, value: &[u8]) {
         let weight = key.weight(value.len());
         if weight > self.max_bytes / 10 {
             return;
         }
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if inner.map.contains_key(&key) {
             return;
         }

@@ -9,11 +9,12 @@
 //! memory holds chunk data of one batch only.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::StreamExt;
-use hypnos_model::{Labels, Matcher};
+use hypnos_model::{Label, Labels, Matcher};
 use hypnos_objstore::{Bucket, BucketError};
 use hypnos_storepb::chunk::raw_aggr_chunk;
 use hypnos_storepb::convert::{label_set_to_proto, labels_to_proto, matchers_from_proto};
@@ -27,7 +28,7 @@ use hypnos_storepb::{SeriesStream, StoreApi, component};
 use hypnos_tsdb::{BlockMeta, ChunkMeta, ChunkRef};
 use tonic::Status;
 
-use crate::block::{BlockSeries, BucketBlock, FetchedChunk};
+use crate::block::{BlockSeries, BucketBlock, FetchedChunk, RawSeries};
 use crate::cache::IndexCache;
 use crate::error::BlockError;
 use crate::fetcher::{FetcherConfig, MetaFetcher, state};
@@ -239,21 +240,21 @@ impl BucketStore {
         self.blocks().into_iter().filter(|b| b.overlaps(mint, maxt)).collect()
     }
 
-    /// Series of one block matching `matchers` with chunks in `[mint, maxt]`, labels complete.
+    /// Series of one block matching `matchers` with chunks in `[mint, maxt]`.
     async fn select_block(
         &self,
         block: &BucketBlock,
         matchers: &[Matcher],
         mint: i64,
         maxt: i64,
-    ) -> Result<Vec<BlockSeries>, BlockError> {
+    ) -> Result<Vec<RawSeries>, BlockError> {
         let Some(ms) = block.index_matchers(matchers) else {
             return Ok(Vec::new());
         };
         let refs = block.postings_for_matchers(&ms).await?;
         let mut out = Vec::new();
         for batch in refs.chunks(SERIES_BATCH) {
-            for mut s in block.series(batch, true).await? {
+            for mut s in block.raw_series(batch).await? {
                 s.chunks.retain(|c| c.overlaps(mint, maxt));
                 if !s.chunks.is_empty() {
                     out.push(s);
@@ -284,39 +285,32 @@ impl BucketStore {
                 async move { (bi, store.select_block(&b, &matchers, mint, maxt).await) }
             })
             .buffer_unordered(BLOCK_QUERY_CONCURRENCY);
-        let mut selected: BTreeMap<Labels, Vec<ChunkSource>> = BTreeMap::new();
+        let mut selected = Selection::default();
         let mut warnings = Vec::new();
+        let mut view = Vec::new();
         while let Some((bi, result)) = per_block.next().await {
             match result {
                 Ok(series) => {
+                    let block = &blocks[bi];
                     for s in series {
-                        if !shard.matches(&s.labels) {
+                        block.label_view(&s, true, &without, &mut view);
+                        if shard.is_sharded() && !shard.matches(&labels_of_view(&view)) {
                             continue;
                         }
-                        let labels = if without.is_empty() {
-                            s.labels
-                        } else {
-                            s.labels.without(&without)
-                        };
-                        let sources = s.chunks.into_iter().map(|c| (bi, c));
-                        match selected.get_mut(&labels) {
-                            Some(v) => v.extend(sources),
-                            None => {
-                                selected.insert(labels, sources.collect());
-                            }
-                        }
+                        selected.add(&view, s.chunks.into_iter().map(|c| (bi, c)));
                     }
                 }
                 Err(e) => warnings.push(self.block_failure(&blocks[bi], &e, abort)?),
             }
         }
+        let mut entries = selected.entries;
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         drop(per_block);
-        let mut entries: Vec<(Labels, Vec<ChunkSource>)> = selected.into_iter().collect();
         if req.limit > 0 {
             entries.truncate(usize::try_from(req.limit).unwrap_or(usize::MAX));
         }
         for (_, sources) in &mut entries {
-            sources.sort_unstable_by_key(|(bi, c)| (c.min_time, c.max_time, *bi));
+            sources.sort_by_key(|(bi, c)| (c.min_time, c.max_time, *bi));
             sources.shrink_to_fit();
         }
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<SeriesResponse, Status>>(4);
@@ -348,7 +342,8 @@ impl BucketStore {
             if batch.is_empty() {
                 break;
             }
-            let mut fetched: HashMap<(usize, ChunkRef), FetchedChunk> = HashMap::new();
+            // Per block: the batch's chunk references, sorted, and their chunks.
+            let mut fetched: HashMap<usize, (Vec<ChunkRef>, Vec<FetchedChunk>)> = HashMap::new();
             if !skip_chunks {
                 let mut wanted: BTreeMap<usize, Vec<ChunkRef>> = BTreeMap::new();
                 for (_, sources) in &batch {
@@ -371,7 +366,9 @@ impl BucketStore {
                     .buffer_unordered(BLOCK_QUERY_CONCURRENCY);
                 while let Some((bi, refs, result)) = reads.next().await {
                     match result {
-                        Ok(chunks) => fetched.extend(refs.into_iter().map(|r| (bi, r)).zip(chunks)),
+                        Ok(chunks) => {
+                            fetched.insert(bi, (refs, chunks));
+                        }
                         Err(e) => {
                             failed_blocks.insert(bi);
                             match self.block_failure(&blocks[bi], &e, abort) {
@@ -390,7 +387,10 @@ impl BucketStore {
                 if !skip_chunks {
                     chunks.reserve(sources.len());
                     for (bi, c) in &sources {
-                        let Some(f) = fetched.get(&(*bi, c.chunk_ref)) else {
+                        let Some(f) = fetched.get(bi).and_then(|(refs, chunks)| {
+                            let i = refs.binary_search(&c.chunk_ref).ok()?;
+                            chunks.get(i)
+                        }) else {
                             continue;
                         };
                         match raw_aggr_chunk(c.min_time, c.max_time, f.encoding, f.data.clone()) {
@@ -589,6 +589,74 @@ impl BucketStore {
     }
 }
 
+/// Series selected across blocks: one entry per distinct label set, found through a hash of
+/// the labels, so that a series already seen in another block is matched from its borrowed
+/// labels without allocating.
+#[derive(Default)]
+struct Selection {
+    entries: Vec<(Labels, Vec<ChunkSource>)>,
+    /// Entry index of the next entry with the same hash, or `NO_ENTRY`.
+    next: Vec<u32>,
+    heads: HashMap<u64, u32, BuildHasherDefault<HashIsKey>>,
+    scratch: Vec<u8>,
+}
+
+const NO_ENTRY: u32 = u32::MAX;
+
+impl Selection {
+    fn add(&mut self, view: &[(&str, &str)], sources: impl Iterator<Item = ChunkSource>) {
+        self.scratch.clear();
+        for (n, v) in view {
+            self.scratch.extend_from_slice(n.as_bytes());
+            self.scratch.push(0xff);
+            self.scratch.extend_from_slice(v.as_bytes());
+            self.scratch.push(0xff);
+        }
+        let hash = xxhash_rust::xxh64::xxh64(&self.scratch, 0);
+        let mut at = self.heads.get(&hash).copied().unwrap_or(NO_ENTRY);
+        while let Some((labels, existing)) = self.entries.get_mut(at as usize) {
+            if labels
+                .iter()
+                .map(|l| (l.name.as_str(), l.value.as_str()))
+                .eq(view.iter().copied())
+            {
+                existing.extend(sources);
+                return;
+            }
+            at = self.next.get(at as usize).copied().unwrap_or(NO_ENTRY);
+        }
+        let Ok(index) = u32::try_from(self.entries.len()) else {
+            return; // more than 4 billion series: unreachable within any message size limit
+        };
+        self.entries.push((labels_of_view(view), sources.collect()));
+        self.next.push(self.heads.insert(hash, index).unwrap_or(NO_ENTRY));
+    }
+}
+
+/// A hasher for keys that are hashes already.
+#[derive(Default)]
+struct HashIsKey(u64);
+
+impl Hasher for HashIsKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+fn labels_of_view(view: &[(&str, &str)]) -> Labels {
+    Labels::from_sorted_unchecked(view.iter().map(|&(n, v)| Label::new(n, v)).collect())
+}
+
 /// The StoreAPI face of a [`BucketStore`].
 #[derive(Debug, Clone)]
 pub struct StoreService(pub Arc<BucketStore>);
@@ -625,5 +693,47 @@ impl StoreConfig {
             block_sync_concurrency: 20,
             index_cache_bytes: 250 << 20,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hypnos_tsdb::ChunkMeta;
+
+    fn chunk(t: i64) -> ChunkMeta {
+        ChunkMeta {
+            min_time: t,
+            max_time: t,
+            chunk_ref: ChunkRef(t as u64),
+        }
+    }
+
+    #[test]
+    fn selection_merges_equal_label_sets_only() {
+        let mut s = Selection::default();
+        s.add(&[("a", "1"), ("b", "2")], [(0, chunk(1))].into_iter());
+        s.add(&[("a", "1")], [(0, chunk(2))].into_iter());
+        s.add(&[("a", "1"), ("b", "2")], [(1, chunk(3))].into_iter());
+        s.add(&[("a", "12")], [(1, chunk(4))].into_iter());
+        // A value with a character that is not a separator byte in UTF-8.
+        s.add(&[("a", "1\u{ff}")], [(1, chunk(5))].into_iter());
+        assert_eq!(s.entries.len(), 4);
+        let first = &s.entries[0];
+        assert_eq!(first.0, Labels::from_pairs([("a", "1"), ("b", "2")]));
+        assert_eq!(first.1.len(), 2);
+    }
+
+    #[test]
+    fn selection_walks_hash_chains() {
+        let mut s = Selection::default();
+        s.add(&[("x", "1")], [(0, chunk(1))].into_iter());
+        // Force a second entry into the same chain, as a hash collision would.
+        s.entries.push((Labels::from_pairs([("y", "1")]), Vec::new()));
+        let hash = *s.heads.keys().next().unwrap();
+        s.next.push(s.heads.insert(hash, 1).unwrap());
+        s.add(&[("x", "1")], [(0, chunk(2))].into_iter());
+        assert_eq!(s.entries.len(), 2);
+        assert_eq!(s.entries[0].1.len(), 2);
     }
 }
