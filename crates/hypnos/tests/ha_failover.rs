@@ -4,7 +4,8 @@
 //! Each series comes back once without the replica label; after one Prometheus is killed the
 //! answers keep coming — same series, status success (at most a warning naming the down
 //! side), fresh samples from the surviving replica — and a range query across the moment of
-//! the kill has a value at every step, all of them from the surviving replica. A second test
+//! the kill has a value at every step, all of them from the surviving replica; restarted, the
+//! replica is back in the answers without warnings. A second test
 //! runs the full topology (both sidecars uploading, a store gateway over the bucket): a dead
 //! replica whose data directory is gone still shows its shipped history.
 
@@ -246,6 +247,23 @@ async fn querier_keeps_answering_when_one_ha_replica_dies() {
     assert_eq!(raw[0]["metric"]["replica"], "1", "{raw:?}");
     assert_eq!(raw[0]["values"].as_array().unwrap().len(), steps, "{raw:?}");
 
+    // Replica 0 comes back (same port, same data): its sidecar serves again and the querier
+    // sees both replicas without any warning.
+    let port: u16 = r0_url.rsplit(':').next().unwrap().parse().unwrap();
+    let _restarted = tokio::task::block_in_place(|| {
+        start_prometheus_at(&dir.path().join("replica-0"), port, "prometheus-0-restarted", &[])
+    });
+    eventually("both replicas answer again", Duration::from_secs(30), || async {
+        let v = query(&q, "instances_active_session", &[("dedup", "false".into())]).await;
+        let raw = result_of(&v);
+        let replicas: BTreeSet<&str> = raw.iter().filter_map(|s| s["metric"]["replica"].as_str()).collect();
+        if replicas.len() == 2 && raw.len() == 2 * INSTANCES && v.get("warnings").is_none() {
+            Ok(())
+        } else {
+            Err(v.to_string())
+        }
+    })
+    .await;
     drop(r1);
     drop(querier);
 }
