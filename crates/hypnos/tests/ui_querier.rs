@@ -21,33 +21,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{ChildGuard, Prometheus, free_port, hypnos_bin, require_tool, wait_http_ok};
+use hypnos_ui::testing::BrowserTools;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
-
-/// node, chromium and the e2e script with its node_modules, or a panic naming the install step.
-fn browser_tools() -> (PathBuf, PathBuf, PathBuf) {
-    let node = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|d| d.join("node"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("`node` is not on PATH: apt-get install -y nodejs npm"));
-    let chromium = std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
-    assert!(
-        chromium.is_file(),
-        "{} missing: apt-get install -y chromium (or set CHROMIUM)",
-        chromium.display()
-    );
-    let ui = repo_root().join("ui");
-    assert!(
-        ui.join("node_modules/playwright-core/package.json").is_file(),
-        "playwright-core is not installed: cd {} && npm ci",
-        ui.display()
-    );
-    (node, chromium, ui.join("tests/e2e.mjs"))
+/// node, chromium and the e2e script, or a panic naming the install step.
+fn browser_tools() -> BrowserTools {
+    BrowserTools::find().unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Status code of a plain GET, or None when nothing answers.
@@ -60,19 +38,17 @@ fn reqwest_status(url: &str) -> Option<u16> {
 }
 
 fn screenshot_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("ui-screenshots")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    hypnos_ui::testing::screenshot_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), name).unwrap()
 }
 
 #[test]
 fn querier_ui_in_chromium() {
-    let (node, chromium, script) = browser_tools();
+    let BrowserTools {
+        node,
+        chromium,
+        script,
+        repo_root: _,
+    } = browser_tools();
     require_tool("prometheus");
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();

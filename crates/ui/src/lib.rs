@@ -9,6 +9,8 @@
 //! page calls the Prometheus HTTP API (`/api/v1/...`) and Thanos's `/api/v1/stores` relative to its
 //! own URL, so the querier merges this router next to its API routes (or nests both under a prefix).
 
+pub mod testing;
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Path;

@@ -19,13 +19,7 @@ use axum::body::{Body, to_bytes};
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
-}
+use hypnos_ui::testing::BrowserTools;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -36,45 +30,12 @@ fn on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
-/// The browser-test toolchain, or a panic saying how to install what is missing.
-struct BrowserTools {
-    node: PathBuf,
-    chromium: PathBuf,
-    script: PathBuf,
-}
-
 fn browser_tools() -> BrowserTools {
-    let node = on_path("node").unwrap_or_else(|| panic!("`node` is not on PATH: apt-get install -y nodejs npm"));
-    let chromium = std::env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(
-        chromium.is_file(),
-        "{} missing: apt-get install -y chromium (or set CHROMIUM)",
-        chromium.display()
-    );
-    let ui = repo_root().join("ui");
-    assert!(
-        ui.join("node_modules/playwright-core/package.json").is_file(),
-        "playwright-core is not installed: cd {} && npm ci",
-        ui.display()
-    );
-    BrowserTools {
-        node,
-        chromium,
-        script: ui.join("tests/e2e.mjs"),
-    }
+    BrowserTools::find().unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn screenshot_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("ui-screenshots")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    hypnos_ui::testing::screenshot_dir(Path::new(env!("CARGO_TARGET_TMPDIR")), name).unwrap()
 }
 
 /// A child process killed on drop.
