@@ -240,7 +240,9 @@ impl StoreApi for PrometheusStore {
         })
     }
 
-    async fn series(&self, req: SeriesRequest) -> Result<SeriesStream, Status> {
+    async fn series(&self, mut req: SeriesRequest) -> Result<SeriesStream, Status> {
+        // Don't ask for more than is available, `--min-time` included (Thanos does the same).
+        req.min_time = req.min_time.max(self.state.min_time());
         let matchers = matchers_from_proto(&req.matchers)?;
         let external = self.state.external_labels().await;
         let matchers = match match_external(matchers, &external) {
@@ -251,6 +253,9 @@ impl StoreApi for PrometheusStore {
             return Err(Status::invalid_argument(
                 "no matchers specified (excluding external labels)",
             ));
+        }
+        if req.min_time > req.max_time {
+            return Ok(Box::pin(futures::stream::empty()));
         }
         let mut series = self.read_series(&req, &matchers, &external).await?;
         // Appending external labels (and dropping replica labels) can change the order
