@@ -63,6 +63,8 @@ GEN_FLOAT_METRICS = (
 # ---------------------------------------------------------------------------------------
 VM_RATE = "VM's rate/increase do not extrapolate to the window edges and use the sample before the window"
 VM_CHANGES = "VM's changes()/resets() also count against the sample before the window"
+# Not an exclusion: VM's answer is compared with __name__ removed.
+VM_NAME = "compared without __name__: VM keeps the metric name on *_over_time results, Prometheus drops it"
 
 OM_QUERIES = [
     # Prometheus promql/bench_test.go shapes; X = "big" (scales with the dataset) or
@@ -106,13 +108,13 @@ GEN_QUERIES = [
         VM_RATE,
     ),
     ("topk(5, rate(requests[5m]))", "topk(5, rate(total_http_requests[5m]))", VM_RATE),
-    ("avg_over_time(sessions[1h])", "avg_over_time(instances_active_session[1h])", None),
+    ("avg_over_time(sessions[1h])", "avg_over_time(instances_active_session[1h])", VM_NAME),
     (
         "max_over_time(sessions{regex}[6h])",
         'max_over_time(instances_active_session{instance_name=~"prod.*|stag.*"}[6h])',
-        None,
+        VM_NAME,
     ),
-    ("quantile_over_time(0.9, sessions[1h])", "quantile_over_time(0.9, instances_active_session[1h])", None),
+    ("quantile_over_time(0.9, sessions[1h])", "quantile_over_time(0.9, instances_active_session[1h])", VM_NAME),
     ("sum(up{instance=~regex})", 'sum by (job)(up{instance=~".*[0-4]"})', None),
     ("count by (le)(buckets)", "count by (le)(request_duration_seconds_bucket)", None),
     ("sum by (code)(bucket{le=0.5})", 'sum by (status_code)(request_duration_seconds_bucket{le="0.5"})', None),
@@ -126,12 +128,14 @@ class Mode:
     step_s: int
 
 
+# About 240-290 points per series in every range mode, so latency growth across modes is the
+# growth with the time range read, not with the output size.
 MODES = [
     Mode("instant", 0, 0),
     Mode("range 1h/15s", HOUR, 15),
-    Mode("range 6h/60s", 6 * HOUR, 60),
     Mode("range 24h/5m", 24 * HOUR, 300),
 ]
+EXTRA_MODES = {"6h": Mode("range 6h/60s", 6 * HOUR, 60)}
 LONG_MODE = Mode("range 14d/1h", 14 * 24 * HOUR, 3600)
 
 
@@ -402,6 +406,9 @@ class System:
     def hwm(self) -> int:
         return sum(proc_status(p, "VmHWM") for p in self.pids())
 
+    def hwm_each(self) -> list:
+        return [proc_status(p, "VmHWM") for p in self.pids()]
+
     def rss(self) -> int:
         return sum(proc_status(p, "VmRSS") for p in self.pids())
 
@@ -506,12 +513,12 @@ def start_prometheus(ds: Dataset, logdir: str) -> System:
     return s
 
 
-def start_hypnos(ds: Dataset, hypnos: str, logdir: str) -> System:
+def start_hypnos(ds: Dataset, hypnos: str, logdir: str, name: str = "hypnos") -> System:
     bucket = prepare_bucket(ds)
-    store_data = os.path.join(ds.dir, "store-data")
+    store_data = os.path.join(ds.dir, f"store-data-{name}")
     shutil.rmtree(store_data, ignore_errors=True)
     grpc, http, qhttp, qgrpc = free_port(), free_port(), free_port(), free_port()
-    s = System("hypnos", url=f"http://127.0.0.1:{qhttp}")
+    s = System(name, url=f"http://127.0.0.1:{qhttp}")
     t0 = time.time()
     s.procs.append(
         spawn(
@@ -520,7 +527,7 @@ def start_hypnos(ds: Dataset, hypnos: str, logdir: str) -> System:
                 f"--data-dir={store_data}", f"--grpc-address=127.0.0.1:{grpc}",
                 f"--http-address=127.0.0.1:{http}", "--log.level=warn",
             ],
-            os.path.join(logdir, "hypnos-store.log"),
+            os.path.join(logdir, f"{name}-store.log"),
         )
     )
     s.procs.append(
@@ -529,7 +536,7 @@ def start_hypnos(ds: Dataset, hypnos: str, logdir: str) -> System:
                 hypnos, "query", f"--endpoint=127.0.0.1:{grpc}", f"--http-address=127.0.0.1:{qhttp}",
                 f"--grpc-address=127.0.0.1:{qgrpc}", "--log.level=warn",
             ],
-            os.path.join(logdir, "hypnos-query.log"),
+            os.path.join(logdir, f"{name}-query.log"),
         )
     )
     RUNNING.append(s)
@@ -542,6 +549,7 @@ def vm_cmd(data: str, port: int):
     return [
         "victoria-metrics", f"-storageDataPath={data}", "-retentionPeriod=100y",
         f"-httpListenAddr=127.0.0.1:{port}", "-search.disableCache", "-loggerLevel=WARN",
+        "-dedup.minScrapeInterval=1ms",
     ]
 
 
@@ -564,9 +572,28 @@ def import_vm(ds: Dataset, logdir: str) -> str:
     vmctl = f"vmctl prometheus -s --prom-snapshot={ds.blocks} --vm-addr={s.url} --prom-concurrency=2"
     if ds.source == "gen":
         vmctl += f" --prom-filter-label=__name__ --prom-filter-label-value='{GEN_FLOAT_METRICS}'"
-    # vmctl draws a progress bar and wants a terminal.
-    run(["script", "-qec", vmctl, "/dev/null"], stdout=open(os.path.join(logdir, "vmctl.log"), "ab"))
-    urllib.request.urlopen(s.url + "/internal/force_flush", timeout=600).read()
+    # Debian's vmctl 1.79 now and then reads all samples of a block but sends a few series
+    # short ("samples: N" > "total samples: M" in its summary; seen as whole 2h gaps in 2-4
+    # series). Importing again fills them; -dedup.minScrapeInterval=1ms (see vm_cmd) drops the
+    # samples sent twice.
+    for attempt in range(1, 5):
+        # vmctl draws a progress bar and wants a terminal.
+        out = subprocess.run(["script", "-qec", vmctl, "/dev/null"], check=True, capture_output=True).stdout
+        with open(os.path.join(logdir, "vmctl.log"), "ab") as f:
+            f.write(out)
+        read = re.findall(r"\bsamples: (\d+)", out.decode(errors="replace"))
+        # The seed profile's native histograms (16 of a target's 80 series) are not imported.
+        want = int(read[0]) * (64 if ds.source == "gen" else 80) // 80 if read else -1
+        urllib.request.urlopen(s.url + "/internal/force_flush", timeout=600).read()
+        q = f'sum(count_over_time({{__name__=~".+"}}[{ds.days}d]))'
+        _, res = http_query(s, q, MODES[0])
+        try:
+            have = int(float(res["data"]["result"][0]["value"][1]))
+        except (TypeError, KeyError, IndexError, ValueError):
+            have = -2
+        if have == want:
+            break
+        log(f"{ds.name}: after vmctl attempt {attempt} VictoriaMetrics holds {have} samples of {want}; importing again")
     log(f"{ds.name}: vmctl import took {time.time() - t0:.0f}s")
     RUNNING.remove(s)
     s.stop()
@@ -645,6 +672,14 @@ def compare(ref, other) -> str | None:
     return None
 
 
+def without_name(res):
+    if isinstance(res, dict) and res.get("status") == "success" and isinstance(res["data"]["result"], list):
+        for s in res["data"]["result"]:
+            if isinstance(s, dict):
+                s.get("metric", {}).pop("__name__", None)
+    return res
+
+
 def result_size(res) -> tuple[int, int]:
     if not isinstance(res, dict) or res.get("status") != "success":
         return (0, 0)
@@ -677,11 +712,15 @@ def bench_dataset(ds: Dataset, args, hypnos: str) -> dict:
     }
     # Start one at a time so start-up times do not compete for the CPU.
     systems = []
-    for start in (lambda: start_prometheus(ds, logdir), lambda: start_vm(ds, logdir), lambda: start_hypnos(ds, hypnos, logdir)):
+    starts = [lambda: start_prometheus(ds, logdir), lambda: start_vm(ds, logdir)]
+    for name, path in [("hypnos", hypnos)] + args.variants:
+        starts.append(lambda name=name, path=path: start_hypnos(ds, path, logdir, name))
+    for start in starts:
         systems.append(start())
         out["load"].append(loadavg())
-    by_name = {s.name: s for s in systems}
-    modes = list(MODES)
+    hypnoses = [s.name for s in systems[2:]]
+    out["hypnoses"] = hypnoses
+    modes = sorted(list(MODES) + [EXTRA_MODES[m] for m in args.extra_modes], key=lambda m: m.range_s)
     if ds.days >= 14:
         modes.append(LONG_MODE)
     modes = [m for m in modes if m.range_s <= ds.days * 24 * HOUR]
@@ -696,10 +735,15 @@ def bench_dataset(ds: Dataset, args, hypnos: str) -> dict:
             _, answers[s.name] = http_query(s, expr, mode)
         ref = answers["prometheus"]
         row["series"], row["points"] = result_size(ref)
-        row["hypnos_diff"] = compare(ref, answers["hypnos"])
-        row["vm_diff"] = compare(ref, answers["victoriametrics"])
-        if row["hypnos_diff"]:
-            log(f"MISMATCH hypnos {qname} [{mode.name}]: {row['hypnos_diff']}")
+        row["diffs"] = {h: compare(ref, answers[h]) for h in hypnoses}
+        vm_answer = answers["victoriametrics"]
+        if vm_reason == VM_NAME:
+            vm_answer = without_name(vm_answer)
+            row["vm_excluded"] = None
+        row["vm_diff"] = compare(ref, vm_answer)
+        for h, diff in row["diffs"].items():
+            if diff:
+                log(f"MISMATCH {h} {qname} [{mode.name}]: {diff}")
         if row["vm_diff"] and not vm_reason:
             log(f"MISMATCH victoriametrics {qname} [{mode.name}]: {row['vm_diff']}")
         for s in systems:
@@ -725,6 +769,7 @@ def bench_dataset(ds: Dataset, args, hypnos: str) -> dict:
         out["systems"][s.name] = {
             "startup_s": s.startup_s,
             "hwm_bytes": s.hwm(),
+            "hwm_bytes_each": s.hwm_each(),
             "rss_bytes": s.rss(),
             "disk_bytes": s.disk_bytes,
         }
@@ -732,13 +777,21 @@ def bench_dataset(ds: Dataset, args, hypnos: str) -> dict:
     for row in out["queries"]:
         row["median"] = {k: statistics.median(v) for k, v in row["lat"].items()}
         row["cpu_median"] = {k: statistics.median(v) for k, v in row["cpu"].items()}
-    del by_name
     return out
 
 
 def geomean(xs):
     xs = [x for x in xs if x > 0 and math.isfinite(x)]
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
+
+
+def ratios(d: dict, h: str, base: str, key: str = "median") -> list:
+    out = []
+    for q in d["queries"]:
+        a, b = q[key][h], q[key][base]
+        if b > 0 and math.isfinite(a) and math.isfinite(b):
+            out.append(a / b)
+    return out
 
 
 def markdown(report: dict) -> str:
@@ -751,73 +804,86 @@ def markdown(report: dict) -> str:
     L.append("")
     L.append(f"Command: `{report['command']}`")
     L.append("")
-    L.append("### Summary (medians over the query set of per-query ratios, same run)")
+    L.append("#### Summary: medians over the query set of per-query ratios (geometric mean in brackets)")
     L.append("")
     L.append(
-        "| dataset | series | samples | queries | Hypnos/Prometheus latency (median, geomean) | Hypnos/VM latency (median, geomean) "
-        "| Hypnos/Prometheus CPU | Hypnos/VM CPU | Hypnos ≠ Prometheus | VM ≠ Prometheus (not excluded / excluded) |"
+        "| dataset | series | samples | queries | Hypnos variant | latency vs Prometheus | latency vs VM "
+        "| server CPU vs Prometheus | server CPU vs VM | answers ≠ Prometheus | VM ≠ Prometheus (counted / excluded) |"
     )
-    L.append("|---|---|---|---|---|---|---|---|---|---|")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    fm = lambda xs: f"{statistics.median(xs):.2f}x ({geomean(xs):.2f}x)" if xs else "–"  # noqa: E731
     for d in report["datasets"]:
-        rp, rv, cp, cv = [], [], [], []
-        for q in d["queries"]:
-            med = q["median"]
-            rp.append(med["hypnos"] / med["prometheus"])
-            rv.append(med["hypnos"] / med["victoriametrics"])
-            c = q["cpu_median"]
-            if c["prometheus"] > 0:
-                cp.append(c["hypnos"] / c["prometheus"])
-            if c["victoriametrics"] > 0:
-                cv.append(c["hypnos"] / c["victoriametrics"])
-        hd = sum(1 for q in d["queries"] if q["hypnos_diff"])
         vd = sum(1 for q in d["queries"] if q["vm_diff"] and not q["vm_excluded"])
         vx = sum(1 for q in d["queries"] if q["vm_diff"] and q["vm_excluded"])
-        fm = lambda xs: f"{statistics.median(xs):.2f}x" if xs else "–"  # noqa: E731
-        L.append(
-            f"| {d['dataset']} | {d['series_per_block']:,} | {d['samples']:,} | {len(d['queries'])} | "
-            f"{statistics.median(rp):.2f}x, {geomean(rp):.2f}x | {statistics.median(rv):.2f}x, {geomean(rv):.2f}x | "
-            f"{fm(cp)} | {fm(cv)} | {hd} | {vd} / {vx} |"
-        )
+        for h in d["hypnoses"]:
+            hd = sum(1 for q in d["queries"] if q["diffs"][h])
+            L.append(
+                f"| {d['dataset']} | {d['series_per_block']:,} | {d['samples']:,} | {len(d['queries'])} | {h} | "
+                f"{fm(ratios(d, h, 'prometheus'))} | {fm(ratios(d, h, 'victoriametrics'))} | "
+                f"{fm(ratios(d, h, 'prometheus', 'cpu_median'))} | {fm(ratios(d, h, 'victoriametrics', 'cpu_median'))} | "
+                f"{hd} | {vd} / {vx} |"
+            )
     L.append("")
-    L.append("### Per system: start-up to first answer, peak memory, bytes on disk")
+    L.append("#### Per system: start-up to first answer, peak memory, bytes on disk")
     L.append("")
-    L.append("| dataset | system | start-up | peak RSS (VmHWM) | RSS at end | on disk | HWM vs Prometheus |")
-    L.append("|---|---|---|---|---|---|---|")
+    L.append("| dataset | system | start-up | peak RSS (VmHWM) | per process | RSS at end | on disk | peak RSS vs Prometheus |")
+    L.append("|---|---|---|---|---|---|---|---|")
     for d in report["datasets"]:
         ph = d["systems"]["prometheus"]["hwm_bytes"]
         for name, s in d["systems"].items():
+            each = " + ".join(human_bytes(x) for x in s.get("hwm_bytes_each", [])) if name in d["hypnoses"] else ""
             L.append(
-                f"| {d['dataset']} | {name} | {s['startup_s']:.1f} s | {human_bytes(s['hwm_bytes'])} | "
+                f"| {d['dataset']} | {name} | {s['startup_s']:.1f} s | {human_bytes(s['hwm_bytes'])} | {each} | "
                 f"{human_bytes(s['rss_bytes'])} | {human_bytes(s['disk_bytes'])} | {s['hwm_bytes'] / ph:.2f}x |"
             )
+    L.append("")
+    L.append("#### Growth with series count and time range (median latency over the query set, per mode)")
+    L.append("")
+    systems = ["prometheus", "victoriametrics"] + report["datasets"][0]["hypnoses"] if report["datasets"] else []
+    L.append("| dataset | mode | " + " | ".join(systems) + " |")
+    L.append("|---|---|" + "---|" * len(systems))
     for d in report["datasets"]:
+        for mode in dict.fromkeys(q["mode"] for q in d["queries"]):
+            qs = [q for q in d["queries"] if q["mode"] == mode]
+            cells = [human_s(statistics.median(q["median"][s] for q in qs)) for s in systems]
+            L.append(f"| {d['dataset']} | {mode} | " + " | ".join(cells) + " |")
+    for d in report["datasets"]:
+        hs = d["hypnoses"]
         L.append("")
-        L.append(f"### {d['dataset']}: median latency per query ({report['reps']} interleaved repetitions)")
+        L.append(f"#### {d['dataset']}: median latency per query ({report['reps']} interleaved repetitions)")
         L.append("")
-        L.append("| query | mode | result series/points | Prometheus | VictoriaMetrics | Hypnos | H/P | H/VM | equal (H, VM) |")
-        L.append("|---|---|---|---|---|---|---|---|---|")
+        head = "| query | mode | series/points | Prometheus | VM | " + " | ".join(hs) + " | "
+        head += " | ".join(f"{h}/P | {h}/VM" for h in hs) + " | equal (" + ", ".join(hs) + ", VM) |"
+        L.append(head)
+        L.append("|---|---|---|---|---|" + "---|" * (3 * len(hs)) + "---|")
         for q in d["queries"]:
             med = q["median"]
-            heq = "yes" if not q["hypnos_diff"] else "**NO**"
+            eqs = ["yes" if not q["diffs"][h] else "**NO**" for h in hs]
             if not q["vm_diff"]:
-                veq = "yes"
+                eqs.append("yes")
             elif q["vm_excluded"]:
-                veq = "differs (excluded)"
+                eqs.append("differs (excluded)")
             else:
-                veq = "**NO**"
+                eqs.append("**NO**")
+            ratios_ = " | ".join(
+                f"{med[h] / med['prometheus']:.2f} | {med[h] / med['victoriametrics']:.2f}" for h in hs
+            )
             L.append(
                 f"| `{q['query']}` | {q['mode']} | {q['series']}/{q['points']} | {human_s(med['prometheus'])} | "
-                f"{human_s(med['victoriametrics'])} | {human_s(med['hypnos'])} | "
-                f"{med['hypnos'] / med['prometheus']:.2f} | {med['hypnos'] / med['victoriametrics']:.2f} | {heq}, {veq} |"
+                f"{human_s(med['victoriametrics'])} | " + " | ".join(human_s(med[h]) for h in hs) + f" | {ratios_} | "
+                + ", ".join(eqs) + " |"
             )
-    diffs = [(d["dataset"], q) for d in report["datasets"] for q in d["queries"] if q["hypnos_diff"] or q["vm_diff"]]
+    diffs = [
+        (d["dataset"], q) for d in report["datasets"] for q in d["queries"] if any(q["diffs"].values()) or q["vm_diff"]
+    ]
     if diffs:
         L.append("")
-        L.append("### Differences found by the equality check")
+        L.append("#### Differences found by the equality check")
         L.append("")
         for ds_name, q in diffs:
-            if q["hypnos_diff"]:
-                L.append(f"- {ds_name} `{q['expr']}` [{q['mode']}] Hypnos: {q['hypnos_diff']}")
+            for h, diff in q["diffs"].items():
+                if diff:
+                    L.append(f"- {ds_name} `{q['expr']}` [{q['mode']}] {h}: {diff}")
             if q["vm_diff"]:
                 why = f" (excluded: {q['vm_excluded']})" if q["vm_excluded"] else ""
                 L.append(f"- {ds_name} `{q['expr']}` [{q['mode']}] VictoriaMetrics{why}: {q['vm_diff']}")
@@ -846,11 +912,26 @@ def main():
         help="comma-separated SOURCE-SIZE-DAYS (SOURCE gen|om, e.g. gen-100k-1d, gen-100k-14d)",
     )
     ap.add_argument("--reps", type=int, default=3, help="timed repetitions per query and system")
+    ap.add_argument(
+        "--hypnos-variant",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="another hypnos binary measured in the same run (A/B of a change); repeatable",
+    )
     ap.add_argument("--filter", help="only queries whose name matches this regex")
+    ap.add_argument("--extra-modes", default="", help="comma-separated extra range modes: 6h")
     ap.add_argument("--out", default=None, help="JSON results (default WORK/results.json)")
     ap.add_argument("--markdown", default=None, help="tables (default WORK/results.md)")
     args = ap.parse_args()
     args.out = args.out or os.path.join(args.work, "results.json")
+    args.extra_modes = [m for m in args.extra_modes.split(",") if m]
+    args.variants = []
+    for v in args.hypnos_variant:
+        name, _, path = v.partition("=")
+        if not name or not os.access(path, os.X_OK) or name in ("hypnos", "prometheus", "victoriametrics"):
+            sys.exit(f"bad --hypnos-variant {v!r}: want NAME=PATH of an executable")
+        args.variants.append((name, path))
     args.markdown = args.markdown or os.path.join(args.work, "results.md")
     if not os.access(args.hypnos, os.X_OK):
         sys.exit(f"no hypnos binary at {args.hypnos}: build it with `cargo build --release -p hypnos` or pass --hypnos")
