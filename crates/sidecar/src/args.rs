@@ -16,7 +16,7 @@ pub struct SidecarArgs {
     #[arg(long = "prometheus.ready_timeout", default_value = "10m", value_parser = humantime::parse_duration)]
     pub prometheus_ready_timeout: Duration,
     /// How often the external labels and the lowest timestamp are read again from Prometheus.
-    #[arg(long = "prometheus.get_config_interval", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long = "prometheus.get_config_interval", default_value = "30s", value_parser = positive_duration)]
     pub get_config_interval: Duration,
     /// Prometheus's data directory (its `--storage.tsdb.path`), where the shipper finds blocks.
     #[arg(long = "tsdb.path", default_value = "./data")]
@@ -44,22 +44,32 @@ pub struct SidecarArgs {
     #[arg(long = "shipper.ignore-unequal-block-size", hide = true)]
     pub ignore_unequal_block_size: bool,
     /// How often the shipper looks for new blocks (Thanos: fixed at 30s).
-    #[arg(long = "shipper.sync-interval", default_value = "30s", value_parser = humantime::parse_duration, hide = true)]
+    #[arg(long = "shipper.sync-interval", default_value = "30s", value_parser = positive_duration, hide = true)]
     pub shipper_sync_interval: Duration,
     /// Prometheus configuration file to watch; a change triggers `POST /-/reload` on Prometheus
     /// (which needs `--web.enable-lifecycle`).
     #[arg(long = "reloader.config-file", value_name = "FILE")]
     pub reloader_config_file: Option<PathBuf>,
-    /// How often the watched file's content hash is checked.
+    /// How often the watched file's content hash is checked; 0 turns the reloader off (as in
+    /// Thanos).
     #[arg(long = "reloader.watch-interval", default_value = "3s", value_parser = humantime::parse_duration)]
     pub reloader_watch_interval: Duration,
     /// How often a failed reload is retried within one watch interval.
-    #[arg(long = "reloader.retry-interval", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long = "reloader.retry-interval", default_value = "5s", value_parser = positive_duration)]
     pub reloader_retry_interval: Duration,
     /// Serve only data at or after this time: RFC 3339 (`2024-01-01T00:00:00Z`) or a duration
     /// before now (`-2h`, `2h`).
     #[arg(long = "min-time", default_value = "0000-01-01T00:00:00Z", value_parser = parse_time_or_duration)]
     pub min_time: i64,
+}
+
+/// A duration that must not be zero (it is the period of a loop).
+pub fn positive_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
+    if d.is_zero() {
+        return Err(format!("{s:?}: must be greater than zero"));
+    }
+    Ok(d)
 }
 
 /// Thanos's `TimeOrDurationValue`: RFC 3339, or a duration meaning that long before now.
@@ -100,5 +110,12 @@ mod tests {
         let two_h = parse_time_or_duration("-2h").unwrap();
         assert!((now - 7_200_000 - two_h).abs() < 5_000, "{two_h}");
         assert!(parse_time_or_duration("yesterday").is_err());
+    }
+
+    #[test]
+    fn loop_periods_must_be_positive() {
+        assert_eq!(positive_duration("300ms").unwrap(), Duration::from_millis(300));
+        assert!(positive_duration("0s").unwrap_err().contains("greater than zero"));
+        assert!(positive_duration("soon").is_err());
     }
 }

@@ -66,6 +66,10 @@ impl Reloader {
 
     /// Watches until the task is dropped; the first check runs at once.
     pub async fn run(mut self) {
+        if self.watch_interval.is_zero() {
+            tracing::info!(file = %self.file.display(), "--reloader.watch-interval=0: not watching");
+            return;
+        }
         tracing::info!(
             file = %self.file.display(),
             interval = ?self.watch_interval,
