@@ -55,7 +55,7 @@ impl SidecarMetrics {
         );
         registry.register(
             "thanos_sidecar_prometheus_up",
-            "Whether the last call to Prometheus for its configuration succeeded (1) or not (0)",
+            "Boolean indicator whether the sidecar can reach its Prometheus peer",
             m.prometheus_up.clone(),
         );
         // Thanos registers its reloader's metrics with the sidecar's `thanos_sidecar_` prefix.

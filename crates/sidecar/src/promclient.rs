@@ -52,10 +52,14 @@ pub enum PromError {
 }
 
 impl PromError {
-    /// Whether Prometheus could not be reached at all (down or restarting), as opposed to
-    /// answering something wrong.
+    /// Whether Prometheus could not be reached at all (down or restarting: a starting
+    /// Prometheus answers 503 until its WAL is replayed), as opposed to answering something
+    /// wrong.
     pub fn is_unreachable(&self) -> bool {
-        matches!(self, PromError::Unreachable { .. })
+        matches!(
+            self,
+            PromError::Unreachable { .. } | PromError::Status { status: 503, .. }
+        )
     }
 }
 
@@ -517,5 +521,17 @@ mod tests {
         assert!(PromClient::new("localhost:9090").is_err());
         assert!(PromClient::new("http://").is_err());
         assert!(PromClient::new("http://localhost:9090/").is_ok());
+    }
+
+    #[test]
+    fn a_starting_prometheus_counts_as_unreachable() {
+        let status = |status| PromError::Status {
+            url: "http://p".into(),
+            status,
+            body: String::new(),
+        };
+        assert!(status(503).is_unreachable());
+        assert!(!status(500).is_unreachable());
+        assert!(!status(400).is_unreachable());
     }
 }
