@@ -2,7 +2,8 @@
 //! exposition) → Prometheus 2.42 with `--enable-feature=native-histograms` → `hypnos sidecar`
 //! → `hypnos query`. For the same evaluation times, the querier's JSON (minus the external
 //! labels) equals Prometheus's own HTTP API answer: raw selectors as instant and range
-//! queries, `histogram_count`, `histogram_sum`, `rate` and aggregations of native histograms;
+//! queries, `histogram_count`, `histogram_sum`, `rate` and aggregations of native histograms,
+//! and float queries of the same scrapes (counters, gauges, a classic histogram_quantile);
 //! bucket boundaries exactly, floats within 1e-9 relative.
 //!
 //! `histogram_quantile` is the one deliberate difference: the querier follows Prometheus 3,
@@ -190,6 +191,11 @@ async fn querier_answers_native_histogram_queries_like_prometheus() {
         "histogram_sum(rate(request_duration_seconds_native[1m]))",
         "sum by (method) (rate(request_duration_seconds_native2[1m]))",
         "histogram_count(sum(increase(request_duration_seconds_native[10s])))",
+        // The floats of the same scrapes, classic histogram included.
+        "rate(total_http_requests[1m])",
+        "sum by (status_code) (rate(request_error_counts[30s]))",
+        "histogram_quantile(0.9, sum by (le) (rate(request_duration_seconds_bucket[1m])))",
+        "instances_active_session",
     ];
     let mut cases: Vec<(&str, Vec<(&str, String)>)> =
         vec![("/api/v1/query", instant("request_duration_seconds_native[10s]"))];
