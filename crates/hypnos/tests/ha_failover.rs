@@ -187,6 +187,38 @@ async fn querier_keeps_answering_when_one_ha_replica_dies() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     eprintln!("partial-response warning seen after the kill: {warned}");
+
+    // Strict mode refuses the incomplete answer and names the down side, as Thanos does.
+    let (code, v) = get_json(
+        &format!("{q}/api/v1/query"),
+        &[
+            ("query", "instances_active_session".into()),
+            ("partial_response", "false".into()),
+        ],
+    )
+    .await;
+    assert_eq!(code, 422, "{v}");
+    let err = v["error"].as_str().unwrap();
+    assert!(err.contains(&r0.sidecar.grpc) || err.contains(&r0_url), "{v}");
+
+    // The metadata APIs keep working too: series deduplicated, label values without replica 0.
+    let (code, v) = get_json(
+        &format!("{q}/api/v1/series"),
+        &[
+            ("match[]", "instances_active_session".into()),
+            ("start", secs(killed_at - 5_000)),
+            ("end", secs(now_ms())),
+        ],
+    )
+    .await;
+    assert_eq!(code, 200, "{v}");
+    let series = v["data"].as_array().unwrap();
+    let sets: BTreeSet<String> = series.iter().map(|s| s.to_string()).collect();
+    assert_eq!(sets.len(), INSTANCES, "{v}");
+    assert!(series.iter().all(|s| s.get("replica").is_none()), "{v}");
+    let (code, v) = get_json(&format!("{q}/api/v1/label/instance_name/values"), &[]).await;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["data"].as_array().unwrap().len(), INSTANCES, "{v}");
     let now = now_ms();
     let v = query(&q, "timestamp(instances_active_session)", &[("time", secs(now))]).await;
     for s in result_of(&v) {
