@@ -343,7 +343,7 @@ impl BucketStore {
                 break;
             }
             // Per block: the batch's chunk references, sorted, and their chunks.
-            let mut fetched: HashMap<usize, (Vec<ChunkRef>, Vec<FetchedChunk>)> = HashMap::new();
+            let mut fetched: Vec<Option<(Vec<ChunkRef>, Vec<FetchedChunk>)>> = vec![None; blocks.len()];
             if !skip_chunks {
                 let mut wanted: BTreeMap<usize, Vec<ChunkRef>> = BTreeMap::new();
                 for (_, sources) in &batch {
@@ -366,9 +366,7 @@ impl BucketStore {
                     .buffer_unordered(BLOCK_QUERY_CONCURRENCY);
                 while let Some((bi, refs, result)) = reads.next().await {
                     match result {
-                        Ok(chunks) => {
-                            fetched.insert(bi, (refs, chunks));
-                        }
+                        Ok(chunks) => fetched[bi] = Some((refs, chunks)),
                         Err(e) => {
                             failed_blocks.insert(bi);
                             match self.block_failure(&blocks[bi], &e, abort) {
@@ -387,7 +385,7 @@ impl BucketStore {
                 if !skip_chunks {
                     chunks.reserve(sources.len());
                     for (bi, c) in &sources {
-                        let Some(f) = fetched.get(bi).and_then(|(refs, chunks)| {
+                        let Some(f) = fetched.get(*bi).and_then(Option::as_ref).and_then(|(refs, chunks)| {
                             let i = refs.binary_search(&c.chunk_ref).ok()?;
                             chunks.get(i)
                         }) else {
