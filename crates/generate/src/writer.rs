@@ -518,7 +518,7 @@ impl<'a> Generator<'a> {
                     let h = self.hists.get(i).cloned().unwrap_or_default();
                     chunker.append(t, &SampleValue::Histogram(Box::new(h)))
                 } else {
-                    chunker.append(t, &SampleValue::Float(self.floats.get(i).copied().unwrap_or(f64::NAN)))
+                    chunker.append_float_sample(t, self.floats.get(i).copied().unwrap_or(f64::NAN))
                 };
                 append_ok(res, spec, t)?;
                 appended += 1;

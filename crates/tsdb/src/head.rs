@@ -166,6 +166,36 @@ impl SeriesChunker {
         Ok(())
     }
 
+    /// [`Self::append`] of a float sample, without wrapping it in a [`SampleValue`].
+    #[inline]
+    pub fn append_float_sample(&mut self, t: i64, v: f64) -> Result<(), AppendError> {
+        // Fast path: an open XOR chunk that `must_cut` would keep (the same rules, checked
+        // without the general encoding dispatch).
+        if let Some(Appender::Xor(a)) = &mut self.cur {
+            let n = a.num_samples();
+            if n > 0 && n != self.samples_per_chunk / 4 && n < self.samples_per_chunk * 2 && t < self.next_at {
+                if t <= self.cur_max {
+                    return Err(AppendError::OutOfOrder { last: self.cur_max });
+                }
+                a.append(t, v);
+                self.cur_max = t;
+                self.num_samples += 1;
+                self.num_float_samples += 1;
+                return Ok(());
+            }
+        }
+        if let Some(last) = self.last_timestamp()
+            && t <= last
+        {
+            return Err(AppendError::OutOfOrder { last });
+        }
+        self.append_float(t, v);
+        self.cur_max = t;
+        self.num_samples += 1;
+        Ok(())
+    }
+
+    #[inline]
     fn append_float(&mut self, t: i64, v: f64) {
         if self.must_cut(t, Encoding::Xor) {
             self.cut(t, Appender::Xor(XorAppender::new()));
@@ -240,6 +270,32 @@ mod tests {
         }
         let sizes: Vec<usize> = c.finish().iter().map(|c| c.num_samples).collect();
         assert_eq!(sizes, vec![143, 142, 15]);
+    }
+
+    #[test]
+    fn append_float_sample_cuts_like_append() {
+        let start = 1_699_999_200_000 + 7_200_000 - 4_265_000;
+        for spc in [4, 120, 500] {
+            let (mut a, mut b) = (SeriesChunker::new(7_200_000, spc), SeriesChunker::new(7_200_000, spc));
+            for i in 0..3000i64 {
+                let t = start + i * 15_000 + (i * 7919) % 13;
+                let v = (i % 17) as f64;
+                assert_eq!(a.append(t, &SampleValue::Float(v)), b.append_float_sample(t, v));
+                assert_eq!(a.append(t, &SampleValue::Float(v)), b.append_float_sample(t, v));
+            }
+            assert_eq!(
+                (a.num_samples, a.num_float_samples),
+                (b.num_samples, b.num_float_samples)
+            );
+            let (ca, cb) = (a.finish(), b.finish());
+            assert_eq!(ca.len(), cb.len());
+            for (x, y) in ca.iter().zip(&cb) {
+                assert_eq!(
+                    (x.min_time, x.max_time, x.num_samples, &x.data),
+                    (y.min_time, y.max_time, y.num_samples, &y.data)
+                );
+            }
+        }
     }
 
     #[test]
