@@ -1,6 +1,7 @@
 //! The long-term path with blocks Prometheus cut itself: a real Prometheus 2.42 with 10 s
 //! blocks (`--storage.tsdb.min-block-duration` = max) scrapes `hypnos demo-app` (floats and
-//! native histograms); its `hypnos sidecar` ships the blocks to a FILESYSTEM bucket; `hypnos
+//! native histograms); its `hypnos sidecar` ships the blocks to a FILESYSTEM bucket, or to S3
+//! (moto_server on 127.0.0.1, which must be installed: `pip install 'moto[server]'`); `hypnos
 //! store` serves the bucket; `hypnos query` sits over the store gateway and the sidecar. What
 //! Prometheus answers over the shipped range is recorded; then Prometheus and its sidecar are
 //! stopped and Prometheus's data directory deleted, and the querier (now through the store
@@ -11,28 +12,75 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    eventually, free_port, get_json, prometheus_config, secs, start_component, start_demo_app, start_prometheus_at,
-    start_querier, terminate,
+    ChildGuard, eventually, free_port, get_json, hypnos_bin, prometheus_config, require_tool, secs, start_component,
+    start_demo_app, start_prometheus_at, start_querier, terminate, wait_http_ok,
 };
 use serde_json::Value;
 
 const EXTERNAL: [(&str, &str); 2] = [("cluster", "longterm"), ("replica", "0")];
 
-/// meta.json of every complete block (meta.json present) in a directory.
-fn metas(dir: &Path) -> Vec<Value> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<Value> = entries
-        .filter_map(|e| std::fs::read(e.ok()?.path().join("meta.json")).ok())
-        .map(|b| serde_json::from_slice(&b).unwrap())
+/// Where the sidecar ships to: a FILESYSTEM directory or an S3 bucket on moto_server.
+enum Bucket {
+    Filesystem(PathBuf),
+    S3 { port: u16, _moto: ChildGuard },
+}
+
+impl Bucket {
+    fn objstore(&self) -> String {
+        match self {
+            Bucket::Filesystem(dir) => format!("type: FILESYSTEM\nconfig:\n  directory: {}\n", dir.display()),
+            Bucket::S3 { port, .. } => format!(
+                "type: S3\nconfig:\n  bucket: longterm\n  endpoint: 127.0.0.1:{port}\n  insecure: true\n  \
+                 access_key: testing\n  secret_key: testing\n  region: us-east-1\n"
+            ),
+        }
+    }
+}
+
+/// moto_server on a free port with an empty bucket `longterm`.
+async fn start_moto(dir: &Path) -> Bucket {
+    let port = free_port();
+    let mut cmd = Command::new(require_tool("moto_server"));
+    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+    let mut guard = ChildGuard::spawn("moto", &mut cmd, dir);
+    tokio::task::block_in_place(|| {
+        wait_http_ok(
+            &format!("http://127.0.0.1:{port}/"),
+            Duration::from_secs(30),
+            &mut guard,
+        )
+    });
+    let r = reqwest::Client::new()
+        .put(format!("http://127.0.0.1:{port}/longterm"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "create bucket: {}", r.status());
+    Bucket::S3 { port, _moto: guard }
+}
+
+/// meta.json of every complete block in the bucket, by min time, as `hypnos tools bucket ls
+/// -o json` lists them (one JSON object a line).
+fn bucket_metas(objstore: &str) -> Vec<Value> {
+    let out = Command::new(hypnos_bin())
+        .args(["tools", "bucket", "ls", "-o", "json"])
+        .arg(format!("--objstore.config={objstore}"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut metas: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    out.sort_by_key(|m| m["minTime"].as_i64().unwrap());
-    out
+    metas.sort_by_key(|m| m["minTime"].as_i64().unwrap());
+    metas
 }
 
 /// The result with the external labels removed and the series sorted by their labels, so
@@ -61,17 +109,29 @@ async fn answer(url: &str, path: &str, params: &[(&str, String)]) -> (BTreeMap<S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shipped_prometheus_blocks_answer_after_prometheus_is_gone() {
     let dir = tempfile::tempdir().unwrap();
-    let (_app, app) = tokio::task::block_in_place(|| start_demo_app(dir.path(), &["--self-load=10"]));
+    let bucket = Bucket::Filesystem(dir.path().join("bucket"));
+    longterm_path(dir.path(), bucket).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_prometheus_blocks_answer_from_s3_after_prometheus_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let bucket = start_moto(dir.path()).await;
+    longterm_path(dir.path(), bucket).await;
+}
+
+async fn longterm_path(dir: &Path, bucket: Bucket) {
+    let (_app, app) = tokio::task::block_in_place(|| start_demo_app(dir, &["--self-load=10"]));
     let port = free_port();
     let prom = format!("http://127.0.0.1:{port}");
     std::fs::write(
-        dir.path().join("prometheus.yml"),
+        dir.join("prometheus.yml"),
         prometheus_config("1s", &EXTERNAL, &[("demo-app", app.trim_start_matches("http://"))]),
     )
     .unwrap();
     let mut prometheus = tokio::task::block_in_place(|| {
         start_prometheus_at(
-            dir.path(),
+            dir,
             port,
             "prometheus",
             &[
@@ -81,13 +141,12 @@ async fn shipped_prometheus_blocks_answer_after_prometheus_is_gone() {
             ],
         )
     });
-    let data = dir.path().join("prom-data");
-    let bucket = dir.path().join("bucket");
-    let objstore = format!("type: FILESYSTEM\nconfig:\n  directory: {}\n", bucket.display());
+    let data = dir.join("prom-data");
+    let objstore = bucket.objstore();
     let (mut sidecar, store) = tokio::task::block_in_place(|| {
         let sidecar = start_component(
             "sidecar",
-            dir.path(),
+            dir,
             "sidecar",
             &[
                 format!("--prometheus.url={prom}"),
@@ -100,23 +159,22 @@ async fn shipped_prometheus_blocks_answer_after_prometheus_is_gone() {
         );
         let store = start_component(
             "store",
-            dir.path(),
+            dir,
             "store",
             &[
                 format!("--objstore.config={objstore}"),
-                format!("--data-dir={}", dir.path().join("store-data").display()),
+                format!("--data-dir={}", dir.join("store-data").display()),
                 "--sync-block-duration=1s".into(),
             ],
             Duration::from_secs(60),
         );
         (sidecar, store)
     });
-    let querier =
-        tokio::task::block_in_place(|| start_querier("query", dir.path(), &[&store.grpc, &sidecar.grpc], &[]));
+    let querier = tokio::task::block_in_place(|| start_querier("query", dir, &[&store.grpc, &sidecar.grpc], &[]));
 
     // Prometheus cuts a block every 10 s (once its head spans 15 s); wait for two shipped.
     let shipped = eventually("two blocks shipped", Duration::from_secs(60), || async {
-        let m = metas(&bucket);
+        let m = tokio::task::block_in_place(|| bucket_metas(&objstore));
         if m.len() >= 2 {
             Ok(m)
         } else {
