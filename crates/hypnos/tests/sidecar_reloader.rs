@@ -4,7 +4,8 @@
 //! failed reload and retried until Prometheus accepts one; an unreadable watched file stops the
 //! sidecar at start-up. While Prometheus restarts the sidecar keeps running, answers StoreAPI
 //! calls with a clear Unavailable error, reports not ready and `thanos_sidecar_prometheus_up 0`,
-//! and is healthy again once Prometheus is back.
+//! and is healthy again once Prometheus is back. `--reloader.rule-dir` and
+//! `--reloader.config-envsubst-file` work as in Thanos.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -360,5 +361,135 @@ async fn sidecar_reports_a_restarting_prometheus_and_recovers() {
     assert!(
         sidecar.guard.child.try_wait().unwrap().is_none(),
         "the sidecar never exited"
+    );
+}
+
+/// `--reloader.rule-dir` and `--reloader.config-envsubst-file`, as Thanos: the sidecar writes
+/// the configuration with `$(VAR)` substituted (Prometheus runs on that output), a new rule file
+/// reloads Prometheus, and a reference to an unset variable is a failed apply that changes
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloader_substitutes_env_and_watches_rule_dirs() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let prom = format!("http://127.0.0.1:{port}");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let rule = |name: &str, record: &str| {
+        format!(
+            "groups:\n  - name: {name}\n    interval: 1s\n    rules:\n      - record: {record}\n        expr: sum(up)\n"
+        )
+    };
+    write_atomic(&rules.join("a.yml"), rule("first", "job:up:sum")).unwrap();
+    let template = dir.path().join("prometheus.yml.tmpl");
+    let output = dir.path().join("prometheus.yml");
+    let config = |interval: &str, replica_ref: &str| {
+        format!(
+            "global:\n  scrape_interval: {interval}\n  external_labels:\n    cluster: envsubst\n    replica: '$({replica_ref})'\n\
+             rule_files:\n  - {}/*.yml\n\
+             scrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n",
+            rules.display()
+        )
+    };
+    write_atomic(&template, config("1s", "HYPNOS_TEST_REPLICA")).unwrap();
+
+    // The sidecar first: it writes the substituted configuration Prometheus starts from.
+    let http = free_port();
+    let mut cmd = std::process::Command::new(hypnos_bin());
+    cmd.env("HYPNOS_TEST_REPLICA", "replica-7").args([
+        "sidecar",
+        &format!("--prometheus.url={prom}"),
+        &format!("--tsdb.path={}", dir.path().join("prom-data").display()),
+        &format!("--reloader.config-file={}", template.display()),
+        &format!("--reloader.config-envsubst-file={}", output.display()),
+        &format!("--reloader.rule-dir={}", rules.display()),
+        "--reloader.watch-interval=500ms",
+        "--reloader.retry-interval=200ms",
+        &format!("--grpc-address=127.0.0.1:{}", free_port()),
+        &format!("--http-address=127.0.0.1:{http}"),
+    ]);
+    let mut sidecar = ChildGuard::spawn("sidecar", &mut cmd, dir.path());
+    let sidecar_http = format!("http://127.0.0.1:{http}");
+    eventually("the substituted configuration", Duration::from_secs(20), || async {
+        match std::fs::read_to_string(&output) {
+            Ok(s) if s.contains("replica: 'replica-7'") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let _prometheus = tokio::task::block_in_place(|| {
+        let p = start_prometheus_at(dir.path(), port, "prometheus", &["--web.enable-lifecycle"]);
+        common::wait_http_ok(
+            &format!("{sidecar_http}/-/ready"),
+            Duration::from_secs(30),
+            &mut sidecar,
+        );
+        p
+    });
+    let (_, v) = get_json(&format!("{prom}/api/v1/status/config"), &[]).await;
+    assert!(
+        v["data"]["yaml"].as_str().unwrap().contains("replica: replica-7"),
+        "{v}"
+    );
+
+    let rule_names = || async {
+        let (_, v) = get_json(&format!("{prom}/api/v1/rules"), &[]).await;
+        let mut names: Vec<String> = v["data"]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["rules"].as_array().unwrap().clone())
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(rule_names().await, vec!["job:up:sum"]);
+
+    // A new rule file: Prometheus reloads and evaluates it.
+    write_atomic(&rules.join("b.yml"), rule("second", "job:up:sum2")).unwrap();
+    eventually("the new rule is loaded", Duration::from_secs(20), || async {
+        let names = rule_names().await;
+        if names == ["job:up:sum", "job:up:sum2"] {
+            Ok(())
+        } else {
+            Err(format!("{names:?}"))
+        }
+    })
+    .await;
+
+    // A template change reaches Prometheus through the substituted output.
+    write_atomic(&template, config("2s", "HYPNOS_TEST_REPLICA")).unwrap();
+    eventually("the changed template is loaded", Duration::from_secs(20), || async {
+        let yaml = loaded_config(&prom).await;
+        if yaml.contains("scrape_interval: 2s") && yaml.contains("replica: replica-7") {
+            Ok(())
+        } else {
+            Err(yaml)
+        }
+    })
+    .await;
+    let m = metrics_of(&sidecar_http).await;
+    assert_eq!(metric(&m, "thanos_sidecar_reloader_reloads_total"), Some(3.0), "{m}");
+
+    // An unset variable: the apply fails, the output and Prometheus keep the last good config.
+    let before = std::fs::read_to_string(&output).unwrap();
+    write_atomic(&template, config("3s", "HYPNOS_TEST_UNSET")).unwrap();
+    eventually("the failed apply is counted", Duration::from_secs(20), || async {
+        let m = metrics_of(&sidecar_http).await;
+        match metric(&m, "thanos_sidecar_reloader_config_apply_operations_failed_total") {
+            Some(f) if f >= 1.0 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(&output).unwrap(), before);
+    assert!(loaded_config(&prom).await.contains("scrape_interval: 2s"));
+    let m = metrics_of(&sidecar_http).await;
+    assert_eq!(metric(&m, "thanos_sidecar_reloader_reloads_total"), Some(3.0), "{m}");
+    let log = std::fs::read_to_string(&sidecar.log).unwrap();
+    assert!(
+        log.contains("HYPNOS_TEST_UNSET"),
+        "the error names the variable:\n{log}"
     );
 }

@@ -50,6 +50,13 @@ pub struct SidecarArgs {
     /// (which needs `--web.enable-lifecycle`).
     #[arg(long = "reloader.config-file", value_name = "FILE")]
     pub reloader_config_file: Option<PathBuf>,
+    /// Output file for the --reloader.config-file with `$(VAR)` replaced by environment
+    /// variables; Prometheus is then started with this file as its configuration.
+    #[arg(long = "reloader.config-envsubst-file", value_name = "FILE")]
+    pub reloader_envsubst_file: Option<PathBuf>,
+    /// Rule directories whose files (recursively) are watched too; repeatable.
+    #[arg(long = "reloader.rule-dir", value_name = "DIR")]
+    pub reloader_rule_dirs: Vec<PathBuf>,
     /// How often the watched file's content hash is checked; 0 turns the reloader off (as in
     /// Thanos).
     #[arg(long = "reloader.watch-interval", default_value = "3s", value_parser = humantime::parse_duration)]

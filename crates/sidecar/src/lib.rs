@@ -100,15 +100,17 @@ pub async fn run(
     };
 
     // Like Thanos, an unreadable watched configuration stops the sidecar at start-up.
-    let reloader = match args.reloader_config_file.clone() {
-        Some(file) => Some(reloader::Reloader::new(
-            file,
-            client.clone(),
-            args.reloader_watch_interval,
-            args.reloader_retry_interval,
-            metrics.clone(),
-        )?),
-        None => None,
+    let reloader = if args.reloader_config_file.is_some() || !args.reloader_rule_dirs.is_empty() {
+        let config = reloader::ReloaderConfig {
+            config_file: args.reloader_config_file.clone(),
+            envsubst_file: args.reloader_envsubst_file.clone(),
+            rule_dirs: args.reloader_rule_dirs.clone(),
+            watch_interval: args.reloader_watch_interval,
+            retry_interval: args.reloader_retry_interval,
+        };
+        Some(reloader::Reloader::new(config, client.clone(), metrics.clone())?)
+    } else {
+        None
     };
 
     let http_listener = TcpListener::bind(args.http_address)
