@@ -21,7 +21,7 @@ echo "workdir: $WORK"
 echo "date: $(date -u +%FT%TZ), load average: $(cut -d' ' -f1-3 /proc/loadavg), binary: $HYPNOS"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-rss() { grep -E '^(VmRSS|VmHWM)' "/proc/$1/status" | tr -s ' \t' ' ' | tr '\n' ' '; echo; }
+rss() { grep -E '^(VmHWM|VmRSS|RssAnon|RssFile)' "/proc/$1/status" | tr -s ' \t' ' ' | tr '\n' ' '; echo; }
 
 # 1. Data: BLOCKS x 2h of SERIES gauges, one sample every STEP_S seconds, written by promtool.
 if [ ! -d "$WORK/tsdb" ]; then

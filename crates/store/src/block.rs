@@ -557,3 +557,52 @@ fn chunk_record_len(b: &[u8]) -> Option<(u64, usize)> {
     let (len, n) = read_uvarint(&b[..b.len().min(hypnos_tsdb::chunks::MAX_CHUNK_LEN_FIELD)]).ok()?;
     Some((len.checked_add(n as u64)?.checked_add(5)?, n))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn coalesced_reads_cover_every_range(
+            raw in proptest::collection::vec((0u64..1_000_000, 1u64..5_000), 0..60),
+            gap in 0u64..100_000,
+            max_read in 1u64..200_000,
+        ) {
+            let ranges: Vec<Range<u64>> = raw.iter().map(|&(s, l)| s..s + l).collect();
+            let (reads, covering) = coalesce(&ranges, gap, max_read);
+            prop_assert_eq!(covering.len(), ranges.len());
+            for (r, &m) in ranges.iter().zip(&covering) {
+                let read = &reads[m];
+                prop_assert!(read.start <= r.start && r.end <= read.end, "{:?} not in {:?}", r, read);
+            }
+            for w in reads.windows(2) {
+                prop_assert!(w[0].start <= w[1].start);
+            }
+            // A read grows past `max_read` only by holding one range that is longer already.
+            for (m, read) in reads.iter().enumerate() {
+                let longest = ranges
+                    .iter()
+                    .zip(&covering)
+                    .filter(|&(_, &c)| c == m)
+                    .map(|(r, _)| r.end - r.start)
+                    .max()
+                    .unwrap_or(0);
+                prop_assert!(read.end - read.start <= max_read.max(longest));
+            }
+            let total: u64 = reads.iter().map(|r| r.end - r.start).sum();
+            let asked: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+            prop_assert!(reads.len() <= ranges.len());
+            prop_assert!(reads.is_empty() || total <= asked + gap * (ranges.len() as u64));
+        }
+    }
+
+    #[test]
+    fn neighbouring_ranges_share_a_read() {
+        let ranges = [100..200, 0..50, 250..300, 10_000..10_100];
+        let (reads, covering) = coalesce(&ranges, 60, 1 << 20);
+        assert_eq!(reads, vec![0..300, 10_000..10_100]);
+        assert_eq!(covering, vec![0, 0, 0, 1]);
+    }
+}

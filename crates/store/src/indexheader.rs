@@ -496,3 +496,67 @@ async fn write_atomically(dir: &Path, path: &PathBuf, bytes: &[u8]) -> Result<()
     tokio::fs::rename(&tmp, path).await.map_err(|e| io(path, e))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_strings_round_trip() {
+        let words = ["", "a", "instance", "host-0001", "ünïcödé", "z"];
+        let mut b = PackedBuilder::with_capacity(words.len(), 32);
+        for w in words {
+            b.push(w).unwrap();
+        }
+        let p = b.finish();
+        assert_eq!(p.len(), words.len());
+        for (i, w) in words.iter().enumerate() {
+            assert_eq!(p.get(i), Some(*w));
+        }
+        assert_eq!(p.get(words.len()), None);
+    }
+
+    #[test]
+    fn built_header_answers_like_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = hypnos_tsdb::BlockWriter::new(hypnos_tsdb::BlockWriterOptions::default());
+        for s in 0..50 {
+            let labels = hypnos_model::Labels::from_pairs([
+                ("__name__", "m".to_string()),
+                ("instance", format!("host-{s:02}")),
+                ("job", if s % 2 == 0 { "api" } else { "db" }.to_string()),
+            ]);
+            w.append(&labels, 1000, &hypnos_model::SampleValue::Float(1.0)).unwrap();
+        }
+        let meta = w.flush_with_range(dir.path(), 0, 7_200_000).unwrap();
+        let index_path = dir.path().join(&meta.ulid).join("index");
+        let index = hypnos_tsdb::IndexReader::open(&index_path).unwrap();
+        let yaml = format!("type: FILESYSTEM\nconfig:\n  directory: {}\n", dir.path().display());
+        let bucket = hypnos_objstore::load_bucket(None, Some(&yaml)).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let bytes = rt.block_on(build(bucket.as_ref(), &meta.ulid)).unwrap();
+        let h = decode(&bytes, Path::new("index-header")).unwrap();
+        assert_eq!(h.symbol_count(), index.symbols().len());
+        for (i, s) in index.symbols().iter().enumerate() {
+            assert_eq!(h.symbol(i as u32), Some(s.as_str()));
+        }
+        let names: Vec<&str> = h.label_names().collect();
+        assert_eq!(names, index.label_names());
+        for name in index.label_names() {
+            let values: Vec<&str> = h.label_values(name).map(|(v, _)| v).collect();
+            assert_eq!(values, index.label_values(name));
+        }
+        for (name, value, offset) in index.postings_offsets() {
+            assert_eq!(h.postings_offset(name, value), Some(offset), "{name}={value}");
+        }
+        assert_eq!(h.postings_offset("job", "nope"), None);
+        assert_eq!(h.postings_offset("nope", "api"), None);
+        // Damage the copy of the symbol table: the checksum catches it.
+        let mut bad = bytes.clone();
+        bad[HEADER_LEN + 6] ^= 0x55;
+        assert!(decode(&bad, Path::new("index-header")).is_err());
+    }
+}
