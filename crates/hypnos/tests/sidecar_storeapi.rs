@@ -397,6 +397,21 @@ async fn sidecar_serves_prometheus_over_storeapi() {
     let got_set: BTreeSet<Labels> = all_labels.iter().cloned().collect();
     assert_eq!(got_set, prom_set);
     assert!(all.iter().all(|s| s.chunks.is_empty()), "skip_chunks");
+    // A selector that also matches the empty label set, which Prometheus's series API refuses:
+    // the same series, through remote read.
+    let all_empty_matching = series(
+        &store,
+        SeriesRequest {
+            min_time: mint,
+            max_time: maxt,
+            matchers: vec![re("job", ".*")],
+            skip_chunks: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(all_empty_matching.iter().map(labels_of).collect::<Vec<_>>(), all_labels);
 
     // Matchers on external labels: a mismatch gives nothing, a match is dropped before
     // forwarding, and nothing but external-label matchers is an error, as in Thanos.

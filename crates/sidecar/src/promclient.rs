@@ -280,6 +280,18 @@ impl PromClient {
         self.api_get("/api/v1/labels", &q).await
     }
 
+    /// `/api/v1/series` for one selector: the label sets of the series with data in
+    /// `[start, end]`.
+    pub async fn series(
+        &self,
+        start: i64,
+        end: i64,
+        matchers: &[Matcher],
+    ) -> Result<Vec<BTreeMap<String, String>>, PromError> {
+        let q = label_query(start, end, matchers);
+        self.api_get("/api/v1/series", &q).await
+    }
+
     /// `/api/v1/label/<name>/values`, with `match[]` when there are matchers.
     pub async fn label_values(
         &self,

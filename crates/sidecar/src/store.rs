@@ -174,6 +174,27 @@ impl PrometheusStore {
                 _ => out.push((labels, chunks)),
             }
         };
+        // Labels only: the series API spares Prometheus reading chunks, as Thanos does. It
+        // refuses selectors that match the empty label set (`{a=~".*"}`), which remote read
+        // takes, so those go the remote-read way.
+        if req.skip_chunks {
+            match self.client.series(req.min_time, req.max_time, matchers).await {
+                Ok(sets) => {
+                    for set in sets {
+                        let labels: Vec<prompb::Label> = set
+                            .into_iter()
+                            .map(|(name, value)| prompb::Label { name, value })
+                            .collect();
+                        push(final_labels(labels, external, &req.without_replica_labels), Vec::new());
+                    }
+                    return Ok(out);
+                }
+                Err(PromError::Api { error_type, error, .. }) => {
+                    tracing::debug!(%error_type, %error, "series API refused the selector; using remote read");
+                }
+                Err(e) => return Err(prom_status(e)),
+            }
+        }
         match self.client.remote_read(query).await.map_err(prom_status)? {
             ReadStream::Chunked(mut stream) => {
                 while let Some(frame) = stream.next().await.map_err(prom_status)? {
