@@ -2,10 +2,12 @@
 //!
 //! - [`store`]: the StoreAPI (`thanos.Store`, `thanos.info.Info`) answered from Prometheus:
 //!   `Series` by streamed remote read ([`promclient`], [`frames`], [`prompb`]) passing the TSDB
-//!   chunks through, label APIs by the HTTP API; external labels appended to every series and
-//!   matchers on them decided here.
+//!   chunks through, labels-only `Series` and the label APIs by the HTTP API; external labels
+//!   appended to every series and matchers on them decided here; nothing before the advertised
+//!   min time (`--min-time`, Prometheus's lowest timestamp) is asked for.
 //! - [`shipper`]: uploads new blocks from `--tsdb.path` to object storage, `meta.json` last.
-//! - [`reloader`]: `POST /-/reload` when the watched Prometheus configuration changes.
+//! - [`reloader`]: `POST /-/reload` when the watched Prometheus configuration or rule files
+//!   change, and once at start-up (as Thanos); optional `$(VAR)` substitution.
 //!
 //! Start-up follows Thanos: wait for Prometheus, refuse to run without external labels, and
 //! (when uploading) refuse a Prometheus that compacts its blocks.

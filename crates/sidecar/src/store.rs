@@ -1,6 +1,6 @@
-//! The StoreAPI over Prometheus: `Series` through streamed remote read, label APIs through
-//! the HTTP API, external labels appended to everything and matched on the sidecar side
-//! (Thanos's `pkg/store/prometheus.go` semantics).
+//! The StoreAPI over Prometheus: `Series` through streamed remote read (labels-only `Series`
+//! through `/api/v1/series`), label APIs through the HTTP API, external labels appended to
+//! everything and matched on the sidecar side (Thanos's `pkg/store/prometheus.go` semantics).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
