@@ -54,7 +54,16 @@ async fn spawn(c: &Component, log_dir: &Path) -> Result<Running, DemoError> {
     let log = log_dir.join(format!("{}.log", c.name));
     let out = std::fs::File::create(&log).map_err(io(format!("creating {}", log.display())))?;
     let err = out.try_clone().map_err(io("duplicating a log file handle"))?;
-    let child = Command::new(&c.program)
+    let mut cmd = Command::new(&c.program);
+    // The demo's processes must not outlive it, even when it is killed with SIGKILL and cannot
+    // stop them itself: the kernel sends each one SIGTERM when the demo goes away.
+    // SAFETY: the closure runs between fork and exec and only makes the prctl(2) system call,
+    // which is async-signal-safe; it touches no memory of the parent.
+    #[allow(unsafe_code)]
+    unsafe {
+        cmd.pre_exec(|| nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from));
+    }
+    let child = cmd
         .args(&c.args)
         .stdin(Stdio::null())
         .stdout(Stdio::from(out))
