@@ -294,6 +294,8 @@ impl BucketStore {
                     let block = &blocks[bi];
                     for s in series {
                         block.label_view(&s, true, &without, &mut view);
+                        // As Thanos: shards are assigned on the labels without the replica
+                        // labels, so that replicas of a series land in the same shard.
                         if shard.is_sharded() && !shard.matches(&labels_of_view(&view)) {
                             continue;
                         }
