@@ -13,7 +13,7 @@ use hypnos_objstore::Bucket;
 use hypnos_store::{BucketStore, StoreConfig, StoreService};
 use hypnos_storepb::StoreApi;
 use hypnos_storepb::api::{SeriesFrame, frames};
-use hypnos_storepb::thanos::{LabelMatcher, LabelNamesRequest, LabelValuesRequest, SeriesRequest};
+use hypnos_storepb::thanos::{LabelMatcher, LabelNamesRequest, LabelValuesRequest, SeriesRequest, ShardInfo};
 use hypnos_tsdb::meta::ThanosMeta;
 use hypnos_tsdb::{BlockReader, BlockWriter, BlockWriterOptions};
 
@@ -423,4 +423,50 @@ async fn sync_honours_deletion_marks_and_compaction() {
     store.sync().await.unwrap();
     assert_eq!(store.blocks().len(), 3);
     assert!(!tmp.path().join("data").join(&c).exists());
+}
+
+/// Sharding with replica labels removed (as Thanos's store gateway does it): both replicas of a
+/// series land in the same shard, every series in exactly one, merged across the replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_ignore_replica_labels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket_dir = tmp.path().join("bucket");
+    std::fs::create_dir_all(&bucket_dir).unwrap();
+    let t0 = 1_700_000_000_000 - 1_700_000_000_000 % (2 * HOUR);
+    write_block(&bucket_dir, &[("replica", "a")], t0, 40, "up");
+    write_block(&bucket_dir, &[("replica", "b")], t0, 40, "up");
+    let store = open_store(&bucket_dir, &tmp.path().join("data")).await;
+    let api = StoreService(store);
+    let mut seen: BTreeMap<BTreeMap<String, String>, usize> = BTreeMap::new();
+    for shard_index in 0..3 {
+        let ans = series(
+            &api,
+            SeriesRequest {
+                min_time: i64::MIN,
+                max_time: i64::MAX,
+                matchers: vec![matcher("__name__", 0, "up")],
+                without_replica_labels: vec!["replica".into()],
+                shard_info: Some(ShardInfo {
+                    shard_index,
+                    total_shards: 3,
+                    by: true,
+                    labels: Vec::new(),
+                }),
+                ..Default::default()
+            },
+        )
+        .await;
+        assert!(ans.warnings.is_empty(), "{:?}", ans.warnings);
+        for ((labels, _), chunks) in ans.series.into_iter().zip(ans.chunk_counts) {
+            assert!(!labels.contains_key("replica"));
+            // 480 samples per replica: four chunks of 120 from each.
+            assert_eq!(chunks, 8, "{labels:?}: the chunks of both replicas");
+            *seen.entry(labels).or_default() += 1;
+        }
+    }
+    assert_eq!(seen.len(), 40);
+    assert!(
+        seen.values().all(|&n| n == 1),
+        "a series in more than one shard: {seen:?}"
+    );
 }
