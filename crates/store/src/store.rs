@@ -28,7 +28,7 @@ use hypnos_storepb::{SeriesStream, StoreApi, component};
 use hypnos_tsdb::{BlockMeta, ChunkMeta, ChunkRef};
 use tonic::Status;
 
-use crate::block::{BlockSeries, BucketBlock, FetchedChunk, RawSeries};
+use crate::block::{BucketBlock, FetchedChunk, RawSeries};
 use crate::cache::IndexCache;
 use crate::error::BlockError;
 use crate::fetcher::{FetcherConfig, MetaFetcher, state};
@@ -61,6 +61,13 @@ pub struct BucketStore {
     corrupt: Mutex<BTreeMap<ulid::Ulid, String>>,
     pub metrics: Metrics,
 }
+
+/// A block, its matchers after its external labels, and the series matching them.
+type BlockMatches = (
+    Arc<BucketBlock>,
+    Option<Vec<Matcher>>,
+    Option<Result<Vec<RawSeries>, BlockError>>,
+);
 
 /// Where a chunk of a selected series lives.
 type ChunkSource = (usize, ChunkMeta);
@@ -427,11 +434,11 @@ impl BucketStore {
         ms: &[Matcher],
         mint: i64,
         maxt: i64,
-    ) -> Result<Vec<BlockSeries>, BlockError> {
+    ) -> Result<Vec<RawSeries>, BlockError> {
         let refs = block.postings_for_matchers(ms).await?;
         let mut out = Vec::new();
         for batch in refs.chunks(SERIES_BATCH) {
-            for s in block.series(batch, false).await? {
+            for s in block.raw_series(batch).await? {
                 if s.chunks.iter().any(|c| c.overlaps(mint, maxt)) {
                     out.push(s);
                 }
@@ -440,31 +447,58 @@ impl BucketStore {
         Ok(out)
     }
 
+    /// For each block overlapping `[start, end]`, in block order, several at a time: the block,
+    /// its matchers left after its external labels (`None` when those rule it out), and, when
+    /// matchers are left, the series matching them.
+    fn matches_per_block<'a>(
+        &'a self,
+        matchers: &'a [Matcher],
+        start: i64,
+        end: i64,
+    ) -> impl futures::Stream<Item = BlockMatches> + Send + 'a {
+        futures::stream::iter(self.blocks_in(start, end))
+            .map(move |block| async move {
+                let ms = block.index_matchers(matchers);
+                let found = match &ms {
+                    Some(ms) if !ms.is_empty() => Some(self.matching_series(&block, ms, start, end).await),
+                    _ => None,
+                };
+                (block, ms, found)
+            })
+            .buffered(BLOCK_QUERY_CONCURRENCY)
+    }
+
     async fn label_names_impl(&self, req: LabelNamesRequest) -> Result<LabelNamesResponse, Status> {
         let matchers = matchers_from_proto(&req.matchers)?;
         let abort =
             req.partial_response_disabled || req.partial_response_strategy == PartialResponseStrategy::Abort as i32;
         let mut names: BTreeSet<String> = BTreeSet::new();
         let mut warnings = Vec::new();
-        for block in self.blocks_in(req.start, req.end) {
-            let Some(ms) = block.index_matchers(&matchers) else {
-                continue;
-            };
-            if ms.is_empty() {
-                names.extend(block.label_names().map(str::to_string));
-                names.extend(block.ext_labels.iter().map(|l| l.name.clone()));
+        let mut per_block = std::pin::pin!(self.matches_per_block(&matchers, req.start, req.end));
+        while let Some((block, ms, found)) = per_block.next().await {
+            if ms.is_none() {
                 continue;
             }
-            match self.matching_series(&block, &ms, req.start, req.end).await {
-                Ok(series) => {
+            let mut view = Vec::new();
+            match found {
+                None => {
+                    names.extend(block.label_names().map(str::to_string));
+                    names.extend(block.ext_labels.iter().map(|l| l.name.clone()));
+                }
+                Some(Ok(series)) => {
                     for s in &series {
-                        names.extend(s.labels.iter().map(|l| l.name.clone()));
+                        block.label_view(s, false, &[], &mut view);
+                        for (n, _) in &view {
+                            if !names.contains(*n) {
+                                names.insert(n.to_string());
+                            }
+                        }
                     }
                     if !series.is_empty() {
                         names.extend(block.ext_labels.iter().map(|l| l.name.clone()));
                     }
                 }
-                Err(e) => warnings.push(self.block_failure(&block, &e, abort)?),
+                Some(Err(e)) => warnings.push(self.block_failure(&block, &e, abort)?),
             }
         }
         for w in &req.without_replica_labels {
@@ -493,33 +527,37 @@ impl BucketStore {
         if req.without_replica_labels.contains(&req.label) {
             return Ok(LabelValuesResponse::default());
         }
-        for block in self.blocks_in(req.start, req.end) {
-            let Some(ms) = block.index_matchers(&matchers) else {
+        let mut per_block = std::pin::pin!(self.matches_per_block(&matchers, req.start, req.end));
+        while let Some((block, ms, found)) = per_block.next().await {
+            if ms.is_none() {
                 continue;
-            };
+            }
+            let mut view = Vec::new();
             let ext_value = block.ext_labels.get(&req.label).map(str::to_string);
-            if ms.is_empty() {
-                match ext_value {
+            match found {
+                None => match ext_value {
                     Some(v) => {
                         values.insert(v);
                     }
                     None => values.extend(block.label_values(&req.label).map(str::to_string)),
-                }
-                continue;
-            }
-            match self.matching_series(&block, &ms, req.start, req.end).await {
-                Ok(series) => match &ext_value {
+                },
+                Some(Ok(series)) => match ext_value {
                     Some(v) if !series.is_empty() => {
-                        values.insert(v.clone());
+                        values.insert(v);
                     }
                     Some(_) => {}
-                    None => values.extend(
-                        series
-                            .iter()
-                            .filter_map(|s| s.labels.get(&req.label).map(str::to_string)),
-                    ),
+                    None => {
+                        for s in &series {
+                            block.label_view(s, false, &[], &mut view);
+                            if let Some((_, v)) = view.iter().find(|(n, _)| *n == req.label)
+                                && !values.contains(*v)
+                            {
+                                values.insert(v.to_string());
+                            }
+                        }
+                    }
                 },
-                Err(e) => warnings.push(self.block_failure(&block, &e, abort)?),
+                Some(Err(e)) => warnings.push(self.block_failure(&block, &e, abort)?),
             }
         }
         let mut values: Vec<String> = values.into_iter().collect();

@@ -470,3 +470,68 @@ async fn shards_ignore_replica_labels() {
         "a series in more than one shard: {seen:?}"
     );
 }
+
+/// Label names and values restricted by matchers come from the matching series only, with
+/// the external labels of blocks that have such series.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn label_apis_with_matchers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket_dir = tmp.path().join("bucket");
+    std::fs::create_dir_all(&bucket_dir).unwrap();
+    let t0 = 1_700_000_000_000 - 1_700_000_000_000 % (2 * HOUR);
+    write_block(&bucket_dir, &[("replica", "a")], t0, 40, "up");
+    write_block(&bucket_dir, &[("replica", "b")], t0 + 2 * HOUR, 30, "down");
+    let store = open_store(&bucket_dir, &tmp.path().join("data")).await;
+    let api = StoreService(store);
+    let names = |matchers: Vec<LabelMatcher>, without: Vec<String>| {
+        let api = api.clone();
+        async move {
+            api.label_names(LabelNamesRequest {
+                start: i64::MIN,
+                end: i64::MAX,
+                matchers,
+                without_replica_labels: without,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .names
+        }
+    };
+    assert_eq!(
+        names(vec![matcher("job", 0, "db")], vec![]).await,
+        vec!["__name__", "instance", "job", "replica"]
+    );
+    assert_eq!(
+        names(vec![matcher("job", 0, "db")], vec!["replica".into()]).await,
+        vec!["__name__", "instance", "job"]
+    );
+    assert!(names(vec![matcher("job", 0, "nope")], vec![]).await.is_empty());
+    let values = |label: &str, matchers: Vec<LabelMatcher>| {
+        let (api, label) = (api.clone(), label.to_string());
+        async move {
+            api.label_values(LabelValuesRequest {
+                label,
+                start: i64::MIN,
+                end: i64::MAX,
+                matchers,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .values
+        }
+    };
+    let hosts = values(
+        "instance",
+        vec![matcher("__name__", 0, "down"), matcher("job", 0, "db")],
+    )
+    .await;
+    assert_eq!(hosts.len(), 15);
+    assert!(hosts.iter().all(|h| h.starts_with("host-")));
+    assert_eq!(values("replica", vec![matcher("__name__", 0, "down")]).await, vec!["b"]);
+    assert_eq!(
+        values("__name__", vec![matcher("job", 0, "api")]).await,
+        vec!["down", "up"]
+    );
+}
