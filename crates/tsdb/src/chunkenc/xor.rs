@@ -405,11 +405,11 @@ impl<'a> XorIterator<'a> {
 
     /// Advances to the first sample at or after `t`.
     pub fn seek(&mut self, t: i64) -> Result<Option<(i64, f64)>, DecodeError> {
-        if self.decoded > 0 {
-            let cur = self.at();
-            if cur.0 >= t {
-                return Ok(Some(cur));
-            }
+        // The sample handed out last (none before the first, or after an error).
+        if let Some(&cur) = usize::from(self.next).checked_sub(1).and_then(|i| self.buf.get(i))
+            && cur.0 >= t
+        {
+            return Ok(Some(cur));
         }
         while let Some((st, v)) = self.next_sample()? {
             if st >= t {
@@ -873,6 +873,23 @@ mod tests {
                 0xff
             ][..]
         );
+    }
+
+    #[test]
+    fn nothing_after_an_error_not_even_by_seek() {
+        let mut a = XorAppender::new();
+        for i in 0..100 {
+            a.append(i * 15_000 + i % 3, (i * i) as f64);
+        }
+        let b = a.into_bytes();
+        let mut it = XorIterator::new(&b[..b.len() / 2]).unwrap();
+        let mut good = 0;
+        while let Ok(Some(_)) = it.next_sample() {
+            good += 1;
+        }
+        assert!(good > 10 && good < 100, "{good}");
+        assert_eq!(it.seek(i64::MIN), Ok(None));
+        assert_eq!(it.next_batch(), Ok(&[][..]));
     }
 
     #[test]
