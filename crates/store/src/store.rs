@@ -2,10 +2,12 @@
 //! and the StoreAPI over them.
 //!
 //! A `Series` call runs in two phases. Selection: for every block overlapping the time range
-//! whose external labels pass the matchers, postings are intersected, series entries read, and
-//! `(labels with external labels, chunk metas)` collected into one sorted map across blocks, so
-//! output is sorted and a series spread over several blocks is sent once. Streaming: series are
-//! sent in that order in batches, each batch's chunks read with coalesced ranged reads, so
+//! whose external labels pass the matchers (several blocks at a time), postings are
+//! intersected and series entries read; each block's series are merged as the block completes
+//! into one entry per distinct label set (external labels added, replica labels removed),
+//! matched by a hash of the borrowed labels, then sorted, so output is sorted and a series
+//! spread over several blocks is sent once. Streaming: series are sent in that order in
+//! batches, each batch's chunks read with coalesced ranged reads (blocks concurrently), so
 //! memory holds chunk data of one batch only.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
