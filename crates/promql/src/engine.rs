@@ -391,7 +391,10 @@ fn collect_selectors(
             (s, en) = (t, t);
         }
         let off = offset_ms(&vs.offset);
-        if let Some(t) = at_ms(&vs.at, start, end) {
+        let at = at_ms(&vs.at, start, end);
+        // Where the selector is evaluated on the query's own step grid, tell storage so.
+        let eval_first = (subq == (0, 0, None) && at.is_none()).then(|| start - off);
+        if let Some(t) = at {
             // The selector's own timestamp overrides every enclosing time.
             (s, en) = (t, t);
         } else {
@@ -410,6 +413,7 @@ fn collect_selectors(
                 step,
                 range,
                 func: func.map(str::to_string),
+                eval_first,
                 ..Default::default()
             },
         });

@@ -25,6 +25,47 @@ pub struct SelectHints {
     /// Grouping labels of the surrounding aggregation, and whether they are `by` labels.
     pub grouping: Vec<String>,
     pub by: bool,
+    /// For a selector outside subqueries and `@`: its first evaluation time. It is evaluated
+    /// at `eval_first + k * step` up to `end` (only there when `step` is 0), reading at each
+    /// time `t` the newest sample at or before `t` (instant selector) or the samples in
+    /// `(t - range, t]` (range selector), so storage may drop the other float samples (see
+    /// [`keep_samples_read`]).
+    pub eval_first: Option<Timestamp>,
+}
+
+/// Keeps, of float samples sorted by time, only those a selector evaluated at `first + k *
+/// step` (k ≥ 0, times up to `last`; just `first` when `step` is 0) can read: for an instant
+/// selector (`range` 0) the newest sample at or before each time, for a range selector the
+/// samples within `range` before a time. A range query with a 5 m step over 15 s scrapes keeps
+/// 1 sample in 20 of an instant selector and 4 in 20 of a `[1m]` range.
+pub fn keep_samples_read(points: &mut Vec<FPoint>, first: Timestamp, step: i64, last: Timestamp, range: i64) {
+    // Index of the first evaluation time at or after t (None: after the last one).
+    let slot = |t: Timestamp| -> Option<i64> {
+        let k = if t <= first {
+            0
+        } else if step <= 0 {
+            return None;
+        } else {
+            (t.saturating_sub(first) - 1) / step + 1
+        };
+        (first.saturating_add(k.saturating_mul(step)) <= last).then_some(k)
+    };
+    let time_of = |k: i64| first.saturating_add(k.saturating_mul(step.max(0)));
+    let mut kept = 0;
+    for i in 0..points.len() {
+        let t = points[i].t;
+        let Some(k) = slot(t) else { break };
+        let keep = if range > 0 {
+            time_of(k) <= t.saturating_add(range)
+        } else {
+            points.get(i + 1).is_none_or(|next| slot(next.t) != Some(k))
+        };
+        if keep {
+            points[kept] = points[i];
+            kept += 1;
+        }
+    }
+    points.truncate(kept);
 }
 
 #[derive(Debug, thiserror::Error)]

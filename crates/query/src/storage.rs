@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use hypnos_model::{Matcher, Timestamp};
-use hypnos_promql::{FPoint, HPoint, Queryable, SelectHints, SeriesSet, StorageError, StorageSeries};
+use hypnos_promql::{
+    FPoint, HPoint, Queryable, SelectHints, SeriesSet, StorageError, StorageSeries, keep_samples_read,
+};
 use hypnos_storepb::convert::matchers_to_proto;
 use hypnos_storepb::thanos::{
     Aggr, Func, Grouping, LabelNamesRequest, LabelValuesRequest, QueryHints, Range, SeriesRequest,
@@ -146,7 +148,34 @@ impl FanoutQueryable {
         Ok(res.series)
     }
 
-    fn to_storage(&self, s: &MergedSeries, counter: bool) -> Result<Option<StorageSeries>, StorageError> {
+    fn to_storage(
+        &self,
+        s: MergedSeries,
+        counter: bool,
+        hints: &SelectHints,
+    ) -> Result<Option<StorageSeries>, StorageError> {
+        if !self.opts.dedup_active()
+            && let Some((mut floats, histograms)) = dedup::decode_clipped(&s.chunks, hints.start, hints.end)
+                .map_err(|e| StorageError::Other(format!("series {}: {e}", s.labels)))?
+        {
+            if floats.is_empty() && histograms.is_empty() {
+                return Ok(None);
+            }
+            // A selector on the step grid reads only part of the samples: an instant selector
+            // with a 5 m step over 15 s scrapes 1 in 20. (Histogram series stay whole:
+            // histogram_count and friends detect counter resets sample by sample.)
+            if let Some(first) = hints.eval_first
+                && histograms.is_empty()
+            {
+                keep_samples_read(&mut floats, first, hints.step, hints.end, hints.range);
+                floats.shrink_to_fit();
+            }
+            return Ok(Some(StorageSeries {
+                labels: s.labels,
+                floats,
+                histograms,
+            }));
+        }
         let points = if self.opts.dedup_active() {
             dedup::dedup_series(&s.chunks, counter)
         } else {
@@ -180,8 +209,9 @@ impl Queryable for FanoutQueryable {
             let merged = self.fetch(hints, matchers, false).await?;
             let counter = dedup::is_counter_func(hints.func.as_deref());
             let mut out = Vec::with_capacity(merged.len());
-            for s in &merged {
-                if let Some(s) = self.to_storage(s, counter)? {
+            // Consumed one by one so each series' chunks are freed once decoded.
+            for s in merged {
+                if let Some(s) = self.to_storage(s, counter, hints)? {
                     out.push(Arc::new(s));
                 }
             }

@@ -396,13 +396,13 @@ impl Evaluator<'_> {
                         members.retain(|(_, v)| matches!(v, StepValue::F(_)));
                         ignored_hist |= members.len() != before;
                         let val = |v: &StepValue| if let StepValue::F(f) = v { *f } else { f64::NAN };
+                        let mut chosen = select_k(members, k, op == "topk");
                         if op == "topk" {
-                            members.sort_by(|a, b| desc_nan_last(val(&a.1), val(&b.1)));
+                            chosen.sort_by(|a, b| desc_nan_last(val(&a.1), val(&b.1)));
                         } else {
-                            members.sort_by(|a, b| asc_nan_last(val(&a.1), val(&b.1)));
+                            chosen.sort_by(|a, b| asc_nan_last(val(&a.1), val(&b.1)));
                         }
-                        members.truncate(k);
-                        selected.extend(members);
+                        selected.extend(chosen);
                     }
                 }
                 _ => {
@@ -514,6 +514,51 @@ pub(crate) fn labels_hash(l: &Labels) -> u64 {
     xxhash_rust::xxh64::xxh64(&buf, 0)
 }
 
+/// topk's (`top`) or bottomk's choice among `members`, given in input order, made the way
+/// Prometheus makes it: a k-element heap (Go's container/heap) whose root a later sample
+/// replaces only when strictly better. Ties between equal values are thereby broken exactly as
+/// in Prometheus, which a sort by value does not do (with [5a, 5b, 7c] and k = 2 Prometheus
+/// keeps 5b and 7c).
+fn select_k(members: Vec<(usize, StepValue)>, k: usize, top: bool) -> Vec<(usize, StepValue)> {
+    let val = |v: &StepValue| if let StepValue::F(f) = v { *f } else { f64::NAN };
+    // The heap's order: its root is the member the next better sample replaces.
+    let less = |a: f64, b: f64| (a.is_nan() && !b.is_nan()) || if top { a < b } else { a > b };
+    let mut heap: Vec<(usize, StepValue)> = Vec::with_capacity(k.min(members.len()));
+    for m in members {
+        if heap.len() < k {
+            heap.push(m);
+            let mut j = heap.len() - 1;
+            while j > 0 {
+                let parent = (j - 1) / 2;
+                if !less(val(&heap[j].1), val(&heap[parent].1)) {
+                    break;
+                }
+                heap.swap(parent, j);
+                j = parent;
+            }
+        } else if heap.first().is_some_and(|root| less(val(&root.1), val(&m.1))) {
+            heap[0] = m;
+            let mut i = 0;
+            loop {
+                let left = 2 * i + 1;
+                if left >= heap.len() {
+                    break;
+                }
+                let mut child = left;
+                if left + 1 < heap.len() && less(val(&heap[left + 1].1), val(&heap[left].1)) {
+                    child = left + 1;
+                }
+                if !less(val(&heap[child].1), val(&heap[i].1)) {
+                    break;
+                }
+                heap.swap(i, child);
+                i = child;
+            }
+        }
+    }
+    heap
+}
+
 fn desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
     match (a.is_nan(), b.is_nan()) {
         (true, true) => std::cmp::Ordering::Equal,
@@ -534,3 +579,29 @@ fn asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
 
 #[allow(dead_code)]
 fn unused(_: LabelsBuilder) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chosen(values: &[f64], k: usize, top: bool) -> Vec<usize> {
+        let members = values.iter().enumerate().map(|(i, v)| (i, StepValue::F(*v))).collect();
+        let mut ids: Vec<usize> = select_k(members, k, top).into_iter().map(|(i, _)| i).collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    #[test]
+    fn ties_are_broken_like_prometheus_heap() {
+        // Prometheus: heap [5a, 5b]; 7c replaces the root 5a.
+        assert_eq!(chosen(&[5.0, 5.0, 7.0], 2, true), vec![1, 2]);
+        // Equal values never replace: the first ones stay.
+        assert_eq!(chosen(&[5.0, 5.0, 5.0], 1, true), vec![0]);
+        assert_eq!(chosen(&[5.0, 3.0, 5.0, 5.0], 2, true), vec![0, 2]);
+        assert_eq!(chosen(&[1.0, 1.0, 0.0], 2, false), vec![1, 2]);
+        // NaN is worst for both.
+        assert_eq!(chosen(&[f64::NAN, 1.0], 1, true), vec![1]);
+        assert_eq!(chosen(&[f64::NAN, 1.0], 1, false), vec![1]);
+        assert_eq!(chosen(&[3.0, 1.0, 2.0], 5, true), vec![0, 1, 2]);
+    }
+}

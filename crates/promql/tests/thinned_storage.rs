@@ -1,0 +1,163 @@
+//! Storage may drop the float samples no evaluation of an instant-vector selector reads
+//! (`SelectHints::eval_first`, `keep_samples_read`): every query must answer exactly as
+//! with all samples, over irregular scrapes, gaps, staleness markers, offsets, `@` and subqueries.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use futures::executor::block_on;
+use futures::future::BoxFuture;
+use hypnos_model::{Labels, Matcher, Timestamp, stale_nan};
+use hypnos_promql::{
+    Engine, MemStorage, Queryable, SelectHints, SeriesSet, StorageError, StorageSeries, keep_samples_read,
+};
+
+/// MemStorage answering like a store that thins by the hints.
+struct Thinning<'a>(&'a MemStorage);
+
+impl Queryable for Thinning<'_> {
+    fn select<'a>(
+        &'a self,
+        hints: &'a SelectHints,
+        matchers: &'a [Matcher],
+    ) -> BoxFuture<'a, Result<SeriesSet, StorageError>> {
+        Box::pin(async move {
+            let all = self.0.select(hints, matchers).await?;
+            let Some(first) = hints.eval_first else { return Ok(all) };
+            Ok(all
+                .into_iter()
+                .map(|s| {
+                    let mut floats = s.floats.clone();
+                    keep_samples_read(&mut floats, first, hints.step, hints.end, hints.range);
+                    Arc::new(StorageSeries {
+                        labels: s.labels.clone(),
+                        floats,
+                        histograms: s.histograms.clone(),
+                    })
+                })
+                .collect())
+        })
+    }
+
+    fn label_names<'a>(
+        &'a self,
+        start: Timestamp,
+        end: Timestamp,
+        matchers: &'a [Matcher],
+    ) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+        self.0.label_names(start, end, matchers)
+    }
+
+    fn label_values<'a>(
+        &'a self,
+        name: &'a str,
+        start: Timestamp,
+        end: Timestamp,
+        matchers: &'a [Matcher],
+    ) -> BoxFuture<'a, Result<Vec<String>, StorageError>> {
+        self.0.label_values(name, start, end, matchers)
+    }
+}
+
+/// Deterministic pseudo-random numbers (xorshift).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> i64 {
+        (self.next() % n) as i64
+    }
+}
+
+fn storage() -> MemStorage {
+    let mut s = MemStorage::new();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for i in 0..12 {
+        let l = Labels::from_pairs([("__name__", "m".to_string()), ("i", i.to_string())]);
+        // Irregular scrapes around 15 s, a gap now and then, a staleness marker sometimes.
+        let mut t = rng.below(15_000);
+        let mut v = 0.0;
+        while t < 4 * 3_600_000 {
+            match rng.below(100) {
+                0..=1 => t += 600_000,
+                2 => s.add_float(&l, t, stale_nan()),
+                _ => {
+                    v += rng.below(10) as f64;
+                    s.add_float(&l, t, v);
+                }
+            }
+            t += 10_000 + rng.below(10_000);
+        }
+    }
+    s
+}
+
+#[test]
+fn thinned_series_answer_like_all_samples() {
+    let full = storage();
+    let thin = Thinning(&full);
+    let engine = Engine::default();
+    let queries = [
+        "m",
+        "sum(m)",
+        "m offset 7m",
+        "max by (i) (m) - on(i) min by (i) (m offset 1m)",
+        "timestamp(m)",
+        "m @ 3600",
+        "max_over_time(m[10m:1m])",
+        "rate(m[5m]) + m",
+        "count(m > 100)",
+        "absent(m{i=\"99\"})",
+        "rate(m[1m])",
+        "sum by (i) (count_over_time(m[30s]))",
+        "max_over_time(m[2m] offset 90s)",
+        "changes(m[7m])",
+        "last_over_time(m[1m]) - m",
+    ];
+    let ranges = [
+        (0, 14_400_000, 300_000),
+        (1_234, 14_400_000, 60_000),
+        (600_000, 900_000, 15_000),
+        (5, 14_000_000, 3_600_000),
+    ];
+    for q in queries {
+        for &(start, end, step) in &ranges {
+            let want = block_on(engine.range_query(&full, q, start, end, step, None)).unwrap();
+            let got = block_on(engine.range_query(&thin, q, start, end, step, None)).unwrap();
+            assert_eq!(
+                format!("{:?}", got.value),
+                format!("{:?}", want.value),
+                "{q} {start}..{end}/{step}"
+            );
+        }
+        for t in [0, 299_999, 3_600_000, 7_777_777, 14_400_000] {
+            let want = block_on(engine.instant_query(&full, q, t, None)).unwrap();
+            let got = block_on(engine.instant_query(&thin, q, t, None)).unwrap();
+            assert_eq!(format!("{:?}", got.value), format!("{:?}", want.value), "{q} @ {t}");
+        }
+    }
+}
+
+#[test]
+fn keeps_the_newest_sample_at_or_before_each_step() {
+    let pts = |ts: &[i64]| {
+        ts.iter()
+            .map(|&t| hypnos_promql::FPoint { t, v: t as f64 })
+            .collect::<Vec<_>>()
+    };
+    let mut p = pts(&[1, 5, 10, 11, 19, 20, 21, 35, 41]);
+    keep_samples_read(&mut p, 10, 10, 30, 0);
+    // Steps 10, 20, 30: newest at or before each is 10, 20 and 21; 35 and 41 come after the last.
+    assert_eq!(p, pts(&[10, 20, 21]));
+    let mut p = pts(&[1, 5, 10, 11]);
+    keep_samples_read(&mut p, 7, 0, 7, 0);
+    assert_eq!(p, pts(&[5]));
+    // Windows [t - 3, t] for t = 10, 20, 30.
+    let mut p = pts(&[1, 5, 7, 8, 10, 11, 16, 17, 19, 26, 29, 31]);
+    keep_samples_read(&mut p, 10, 10, 30, 3);
+    assert_eq!(p, pts(&[7, 8, 10, 17, 19, 29]));
+}
