@@ -55,6 +55,8 @@ where
     builder
         .add_service(store_service(api.clone()))
         .add_service(info_service(api))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        // `TcpIncoming::from` ignores the builder's `tcp_nodelay`: without it every reply
+        // waits ~45 ms for the client's delayed ACK (Nagle), which dominated small queries.
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
         .await
 }
