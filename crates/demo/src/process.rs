@@ -167,19 +167,18 @@ pub async fn run(args: DemoArgs, hypnos_exe: PathBuf, shutdown: impl Future<Outp
         .map_err(|e| io("building an HTTP client")(std::io::Error::other(e)))?;
     let mut running: Vec<Running> = Vec::new();
     for c in &topology.components {
-        let outcome = match spawn(c, &log_dir).await {
-            Ok(r) => {
-                running.push(r);
-                match running.last_mut() {
-                    Some(r) => tokio::select! {
-                        ready = wait_ready(r, &client) => Some(ready),
-                        _ = &mut shutdown => None,
-                    },
-                    None => Some(Ok(())),
-                }
+        let mut r = match spawn(c, &log_dir).await {
+            Ok(r) => r,
+            Err(e) => {
+                stop_all(&mut running).await;
+                return Err(e);
             }
-            Err(e) => Some(Err(e)),
         };
+        let outcome = tokio::select! {
+            ready = wait_ready(&mut r, &client) => Some(ready),
+            _ = &mut shutdown => None,
+        };
+        running.push(r);
         match outcome {
             Some(Ok(())) => {}
             Some(Err(e)) => {
