@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use hypnos_model::{METRIC_NAME, MatchOp, Matcher, Timestamp};
 
 use crate::annotations::Annotations;
 use crate::error::QueryError;
-use crate::eval::{Ev, Evaluator, Guard, materialize_name};
+use crate::eval::{Ev, Evaluator, Guard, Precomputed, materialize_name};
 use crate::parser::{self, Expr, ParseError, ParserMatchOp, VectorSelector, at_ms, duration_ms, offset_ms};
 use crate::storage::{Queryable, SelectHints, SeriesSet};
 use crate::value::{Sample, Series, Value};
@@ -67,10 +68,34 @@ pub struct Engine {
 }
 
 /// One selector to fetch, keyed by the address of its AST node.
-struct Fetch {
+struct Fetch<'e> {
     key: usize,
     matchers: Vec<Vec<Matcher>>,
     hints: SelectHints,
+    /// The range-function call this selector is the range argument of, when that call can be
+    /// evaluated series by series as storage streams them (see [`per_series_call`]).
+    per_series: Option<PerSeriesCall<'e>>,
+}
+
+/// A call such as `rate(x[5m])` evaluated on each selected series as it arrives.
+#[derive(Clone, Copy)]
+struct PerSeriesCall<'e> {
+    /// The `Expr::Call` node.
+    expr: &'e Expr,
+    /// Whether the call sits inside `histogram_count/sum/avg` (their stats decoding applies).
+    stats: bool,
+}
+
+/// Where `collect_selectors` is in the AST: what encloses the current node.
+#[derive(Clone, Copy)]
+struct Context<'e> {
+    /// (offset sum, range sum, @) of enclosing subqueries.
+    subq: (i64, i64, Option<i64>),
+    /// Name of the nearest enclosing function.
+    func: Option<&'e str>,
+    /// Set on the range argument of a call that may be evaluated per series.
+    per_series: Option<&'e Expr>,
+    stats: bool,
 }
 
 impl Engine {
@@ -151,9 +176,58 @@ impl Engine {
         };
         let lookback = duration_ms(&self.options.lookback_delta);
         let mut fetches = Vec::new();
-        collect_selectors(expr, start, end, step, lookback, (0, 0, None), None, &mut fetches)?;
+        let ctx = Context {
+            subq: (0, 0, None),
+            func: None,
+            per_series: None,
+            stats: false,
+        };
+        collect_selectors(expr, start, end, step, lookback, ctx, &mut fetches)?;
         let mut data: HashMap<usize, SeriesSet> = HashMap::new();
+        let mut precomputed = HashMap::new();
+        let subquery_interval = duration_ms(&self.options.no_step_subquery_interval);
         for f in fetches {
+            if let (Some(call), [matchers]) = (f.per_series, f.matchers.as_slice()) {
+                let mut stream = storage.select_stream(&f.hints, matchers);
+                let mut done = Precomputed::default();
+                let mut seen = 0usize;
+                while let Some(series) = stream.next().await {
+                    let series = series?;
+                    check_guard(&guard)?;
+                    seen += 1;
+                    let one = HashMap::from([(f.key, vec![series])]);
+                    let mut ev = Evaluator::new(
+                        &one,
+                        query,
+                        start,
+                        end,
+                        step.max(1),
+                        lookback,
+                        subquery_interval,
+                        &guard,
+                    );
+                    ev.trims = &parsed.trims;
+                    ev.invalid_utf8 = &parsed.invalid_utf8;
+                    ev.stats_decoding = call.stats;
+                    let Ev::Vector(m) = ev.eval(call.expr)? else {
+                        return Err(QueryError::exec("range function without an instant vector result"));
+                    };
+                    done.samples = done.samples.saturating_add(ev.current_samples);
+                    if done.samples > guard.max_samples {
+                        return Err(QueryError::TooManySamples("query execution"));
+                    }
+                    done.annotations.merge(std::mem::take(&mut ev.annotations));
+                    done.matrix.extend(m);
+                }
+                // With no series the evaluator runs the call itself, so that errors and
+                // warnings about its arguments still appear.
+                if seen > 0
+                    && let Expr::Call(c) = call.expr
+                {
+                    precomputed.insert(c as *const parser::Call as usize, done);
+                }
+                continue;
+            }
             let mut set: SeriesSet = Vec::new();
             for alt in &f.matchers {
                 let fut = storage.select(&f.hints, alt);
@@ -177,11 +251,12 @@ impl Engine {
             end,
             step.max(1),
             lookback,
-            duration_ms(&self.options.no_step_subquery_interval),
+            subquery_interval,
             &guard,
         );
         ev.trims = &parsed.trims;
         ev.invalid_utf8 = &parsed.invalid_utf8;
+        ev.precomputed = precomputed;
         let res = ev.eval(expr)?;
         let annotations = std::mem::take(&mut ev.annotations);
         let value = finish(res, start, step, range_query)?;
@@ -213,6 +288,17 @@ async fn with_deadline<F: std::future::Future>(
         return Err(QueryError::Timeout("query execution"));
     }
     Ok(out)
+}
+
+/// The deadline and cancel checks between two streamed series.
+fn check_guard(guard: &Guard) -> Result<(), QueryError> {
+    if guard.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+        return Err(QueryError::Canceled("query execution"));
+    }
+    if guard.deadline.is_some_and(|d| Instant::now() >= d) {
+        return Err(QueryError::Timeout("query execution"));
+    }
+    Ok(())
 }
 
 /// Turns the evaluator's output into the API value, dropping names marked for removal.
@@ -372,20 +458,70 @@ fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, QueryErro
     Ok(out)
 }
 
+/// Whether a call can be evaluated on each series of its range argument alone: a range
+/// function (not `absent_over_time`, which looks at the whole set) whose other arguments are
+/// literals, so that evaluating it once per series computes exactly what one evaluation over
+/// all series would. (The smoothing functions check their factors once per query: left out.)
+fn per_series_call(c: &parser::Call) -> Option<usize> {
+    let name = c.func.name;
+    let eligible = matches!(
+        name,
+        "rate"
+            | "increase"
+            | "delta"
+            | "irate"
+            | "idelta"
+            | "deriv"
+            | "predict_linear"
+            | "changes"
+            | "resets"
+            | "avg_over_time"
+            | "sum_over_time"
+            | "count_over_time"
+            | "min_over_time"
+            | "max_over_time"
+            | "stddev_over_time"
+            | "stdvar_over_time"
+            | "quantile_over_time"
+            | "present_over_time"
+            | "mad_over_time"
+            | "last_over_time"
+            | "first_over_time"
+            | "ts_of_first_over_time"
+            | "ts_of_last_over_time"
+            | "ts_of_min_over_time"
+            | "ts_of_max_over_time"
+    );
+    if !eligible {
+        return None;
+    }
+    let matrix_idx = usize::from(name == "quantile_over_time");
+    let args = &c.args.args;
+    let literal = |e: &Expr| match parser::unwrap_parens(e) {
+        Expr::NumberLiteral(_) => true,
+        Expr::Unary(u) => matches!(parser::unwrap_parens(&u.expr), Expr::NumberLiteral(_)),
+        _ => false,
+    };
+    let matrix_ok = args
+        .get(matrix_idx)
+        .is_some_and(|a| matches!(parser::unwrap_parens(a), Expr::MatrixSelector(_)));
+    let others_ok = args.iter().enumerate().all(|(i, a)| i == matrix_idx || literal(a));
+    (matrix_ok && others_ok).then_some(matrix_idx)
+}
+
 /// Walks the AST and records every selector with the time range its evaluation reads
-/// (Prometheus's populateSeries). `subq` is (offset sum, range sum, @) of enclosing subqueries.
-#[allow(clippy::too_many_arguments)]
-fn collect_selectors(
-    e: &Expr,
+/// (Prometheus's populateSeries).
+fn collect_selectors<'e>(
+    e: &'e Expr,
     start: i64,
     end: i64,
     step: i64,
     lookback: i64,
-    subq: (i64, i64, Option<i64>),
-    func: Option<&str>,
-    out: &mut Vec<Fetch>,
+    ctx: Context<'e>,
+    out: &mut Vec<Fetch<'e>>,
 ) -> Result<(), QueryError> {
-    let selector = |vs: &VectorSelector, range: i64, out: &mut Vec<Fetch>| -> Result<(), QueryError> {
+    let subq = ctx.subq;
+    let selector = |vs: &VectorSelector, range: i64, out: &mut Vec<Fetch<'e>>| -> Result<(), QueryError> {
         let (mut s, mut en) = (start, end);
         if let Some(t) = subq.2 {
             (s, en) = (t, t);
@@ -404,6 +540,10 @@ fn collect_selectors(
         s -= if range == 0 { lookback } else { range };
         s -= off;
         en -= off;
+        let per_series = match ctx.per_series {
+            Some(expr) if range > 0 && eval_first.is_some() => Some(PerSeriesCall { expr, stats: ctx.stats }),
+            _ => None,
+        };
         out.push(Fetch {
             key: vs as *const VectorSelector as usize,
             matchers: selector_matchers(vs)?,
@@ -412,38 +552,64 @@ fn collect_selectors(
                 end: en,
                 step,
                 range,
-                func: func.map(str::to_string),
+                func: ctx.func.map(str::to_string),
                 eval_first,
                 ..Default::default()
             },
+            per_series,
         });
         Ok(())
+    };
+    let inner = Context {
+        per_series: None,
+        ..ctx
     };
     match e {
         Expr::VectorSelector(vs) => selector(vs, 0, out),
         Expr::MatrixSelector(ms) => selector(&ms.vs, duration_ms(&ms.range), out),
-        Expr::Paren(p) => collect_selectors(&p.expr, start, end, step, lookback, subq, func, out),
-        Expr::Unary(u) => collect_selectors(&u.expr, start, end, step, lookback, subq, func, out),
+        Expr::Paren(p) => collect_selectors(&p.expr, start, end, step, lookback, ctx, out),
+        Expr::Unary(u) => collect_selectors(&u.expr, start, end, step, lookback, inner, out),
         Expr::Binary(b) => {
-            collect_selectors(&b.lhs, start, end, step, lookback, subq, func, out)?;
-            collect_selectors(&b.rhs, start, end, step, lookback, subq, func, out)
+            collect_selectors(&b.lhs, start, end, step, lookback, inner, out)?;
+            collect_selectors(&b.rhs, start, end, step, lookback, inner, out)
         }
         Expr::Aggregate(a) => {
             if let Some(p) = &a.param {
-                collect_selectors(p, start, end, step, lookback, subq, func, out)?;
+                collect_selectors(p, start, end, step, lookback, inner, out)?;
             }
-            collect_selectors(&a.expr, start, end, step, lookback, subq, func, out)
+            collect_selectors(&a.expr, start, end, step, lookback, inner, out)
         }
         Expr::Call(c) => {
-            for a in &c.args.args {
-                collect_selectors(a, start, end, step, lookback, subq, Some(c.func.name), out)?;
+            let name = c.func.name;
+            // The evaluator's stats decoding: switched on inside these three, off inside the
+            // other histogram functions, inherited elsewhere.
+            let stats = match name {
+                "histogram_count" | "histogram_sum" | "histogram_avg" => true,
+                "histogram_quantile" | "histogram_fraction" | "histogram_stddev" | "histogram_stdvar" => false,
+                _ => ctx.stats,
+            };
+            let matrix_idx = per_series_call(c);
+            for (i, a) in c.args.args.iter().enumerate() {
+                let arg_ctx = Context {
+                    func: Some(name),
+                    per_series: (matrix_idx == Some(i)).then_some(e),
+                    stats,
+                    ..ctx
+                };
+                collect_selectors(a, start, end, step, lookback, arg_ctx, out)?;
             }
             Ok(())
         }
         Expr::Subquery(sq) => {
             let at = at_ms(&sq.at, start, end).or(subq.2);
-            let inner = (subq.0 + offset_ms(&sq.offset), subq.1 + duration_ms(&sq.range), at);
-            collect_selectors(&sq.expr, start, end, step, lookback, inner, func, out)
+            let subq = (subq.0 + offset_ms(&sq.offset), subq.1 + duration_ms(&sq.range), at);
+            let ctx = Context {
+                subq,
+                per_series: None,
+                stats: false,
+                ..ctx
+            };
+            collect_selectors(&sq.expr, start, end, step, lookback, ctx, out)
         }
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => Ok(()),
     }

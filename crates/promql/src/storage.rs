@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use hypnos_model::{CounterResetHint, FloatHistogram, Labels, Matcher, Timestamp, is_stale_nan, stale_nan};
 
 use crate::value::{FPoint, HPoint};
@@ -39,26 +40,39 @@ pub struct SelectHints {
 /// samples within `range` before a time. A range query with a 5 m step over 15 s scrapes keeps
 /// 1 sample in 20 of an instant selector and 4 in 20 of a `[1m]` range.
 pub fn keep_samples_read(points: &mut Vec<FPoint>, first: Timestamp, step: i64, last: Timestamp, range: i64) {
-    // Index of the first evaluation time at or after t (None: after the last one).
-    let slot = |t: Timestamp| -> Option<i64> {
-        let k = if t <= first {
-            0
-        } else if step <= 0 {
-            return None;
-        } else {
-            (t.saturating_sub(first) - 1) / step + 1
+    let grid = EvalGrid { first, step, last };
+    if range > 0 && step > 0 && range >= step {
+        // Windows at least a step wide cover every sample from the first window's start to
+        // the last evaluation time: only the ends go.
+        let Some(last_eval) = grid.last_eval() else {
+            points.clear();
+            return;
         };
-        (first.saturating_add(k.saturating_mul(step)) <= last).then_some(k)
-    };
-    let time_of = |k: i64| first.saturating_add(k.saturating_mul(step.max(0)));
+        let from = first.saturating_sub(range);
+        let a = points.partition_point(|p| p.t < from);
+        let b = points.partition_point(|p| p.t <= last_eval);
+        points.truncate(b.max(a));
+        points.drain(..a);
+        return;
+    }
+    let mut slot = Slot::default();
+    let mut next_slot = Slot::default();
     let mut kept = 0;
     for i in 0..points.len() {
         let t = points[i].t;
-        let Some(k) = slot(t) else { break };
+        if !slot.holds(t) {
+            slot = grid.slot(t);
+        }
+        let Some(eval_t) = slot.eval_t else { break };
         let keep = if range > 0 {
-            time_of(k) <= t.saturating_add(range)
+            eval_t <= t.saturating_add(range)
         } else {
-            points.get(i + 1).is_none_or(|next| slot(next.t) != Some(k))
+            points.get(i + 1).is_none_or(|next| {
+                if !next_slot.holds(next.t) {
+                    next_slot = grid.slot(next.t);
+                }
+                next_slot.eval_t != Some(eval_t)
+            })
         };
         if keep {
             points[kept] = points[i];
@@ -66,6 +80,76 @@ pub fn keep_samples_read(points: &mut Vec<FPoint>, first: Timestamp, step: i64, 
         }
     }
     points.truncate(kept);
+}
+
+/// Evaluation times `first + k * step` (k ≥ 0) up to `last`; just `first` when `step` is 0.
+struct EvalGrid {
+    first: Timestamp,
+    step: i64,
+    last: Timestamp,
+}
+
+/// The samples in `(lo, hi]` are read at `eval_t` first (None: after the last evaluation).
+#[derive(Default)]
+struct Slot {
+    lo: Timestamp,
+    hi: Timestamp,
+    eval_t: Option<Timestamp>,
+}
+
+impl Slot {
+    fn holds(&self, t: Timestamp) -> bool {
+        self.lo < t && t <= self.hi
+    }
+}
+
+impl EvalGrid {
+    fn time_of(&self, k: i64) -> Timestamp {
+        self.first.saturating_add(k.saturating_mul(self.step.max(0)))
+    }
+
+    fn last_eval(&self) -> Option<Timestamp> {
+        if self.first > self.last {
+            return None;
+        }
+        if self.step <= 0 {
+            return Some(self.first);
+        }
+        Some(self.time_of((self.last - self.first) / self.step))
+    }
+
+    /// The slot of `t`: found by one division, then reused for the samples that follow.
+    fn slot(&self, t: Timestamp) -> Slot {
+        let after = |lo: Timestamp| Slot {
+            lo,
+            hi: Timestamp::MAX,
+            eval_t: None,
+        };
+        if t <= self.first {
+            return match self.first <= self.last {
+                true => Slot {
+                    lo: Timestamp::MIN,
+                    hi: self.first,
+                    eval_t: Some(self.first),
+                },
+                false => after(Timestamp::MIN),
+            };
+        }
+        if self.step <= 0 {
+            return after(self.first);
+        }
+        let k = (t.saturating_sub(self.first) - 1) / self.step + 1;
+        let (lo, hi) = (self.time_of(k - 1), self.time_of(k));
+        if hi <= self.last {
+            Slot {
+                lo,
+                hi,
+                eval_t: Some(hi),
+            }
+        } else {
+            after(lo)
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +169,9 @@ pub struct StorageSeries {
 
 pub type SeriesSet = Vec<Arc<StorageSeries>>;
 
+/// Series handed out one at a time, sorted by labels.
+pub type SeriesStream<'a> = BoxStream<'a, Result<Arc<StorageSeries>, StorageError>>;
+
 /// Where the engine gets data from.
 pub trait Queryable: Send + Sync {
     /// Series matching all matchers with samples in `[hints.start, hints.end]`.
@@ -93,6 +180,17 @@ pub trait Queryable: Send + Sync {
         hints: &'a SelectHints,
         matchers: &'a [Matcher],
     ) -> BoxFuture<'a, Result<SeriesSet, StorageError>>;
+
+    /// [`Queryable::select`] one series at a time. The engine evaluates a range function
+    /// such as `rate(x[5m])` on each series as it arrives and keeps only the per-step output,
+    /// so storage that can decode lazily should: the raw samples of every selected series
+    /// are then never in memory at once.
+    fn select_stream<'a>(&'a self, hints: &'a SelectHints, matchers: &'a [Matcher]) -> SeriesStream<'a> {
+        futures::stream::once(self.select(hints, matchers))
+            .map_ok(|set| futures::stream::iter(set.into_iter().map(Ok)))
+            .try_flatten()
+            .boxed()
+    }
 
     /// Sorted label names of series matching the matchers (all series when empty).
     fn label_names<'a>(

@@ -161,3 +161,60 @@ fn keeps_the_newest_sample_at_or_before_each_step() {
     keep_samples_read(&mut p, 10, 10, 30, 3);
     assert_eq!(p, pts(&[7, 8, 10, 17, 19, 29]));
 }
+
+/// The definition, one sample at a time: the evaluation time a sample is first read at, and
+/// whether it is read there.
+fn keep_samples_read_by_definition(
+    points: &[hypnos_promql::FPoint],
+    first: i64,
+    step: i64,
+    last: i64,
+    range: i64,
+) -> Vec<i64> {
+    let slot = |t: i64| -> Option<i64> {
+        let k = if t <= first {
+            0
+        } else if step <= 0 {
+            return None;
+        } else {
+            (t - first - 1) / step + 1
+        };
+        (first + k * step <= last).then_some(first + k * step)
+    };
+    let mut out = Vec::new();
+    for (i, p) in points.iter().enumerate() {
+        let Some(eval_t) = slot(p.t) else { break };
+        let keep = if range > 0 {
+            eval_t <= p.t + range
+        } else {
+            points.get(i + 1).is_none_or(|n| slot(n.t) != Some(eval_t))
+        };
+        if keep {
+            out.push(p.t);
+        }
+    }
+    out
+}
+
+proptest::proptest! {
+    #[test]
+    fn thinning_matches_its_definition(
+        gaps in proptest::collection::vec(1i64..40, 0..60),
+        start in -50i64..50,
+        first in -20i64..120,
+        step in 0i64..25,
+        span in -10i64..200,
+        range in 0i64..40,
+    ) {
+        let mut t = start;
+        let mut points = Vec::new();
+        for g in gaps {
+            t += g;
+            points.push(hypnos_promql::FPoint { t, v: 0.0 });
+        }
+        let want = keep_samples_read_by_definition(&points, first, step, first + span, range);
+        keep_samples_read(&mut points, first, step, first + span, range);
+        let got: Vec<i64> = points.iter().map(|p| p.t).collect();
+        proptest::prop_assert_eq!(got, want);
+    }
+}

@@ -16,6 +16,7 @@ use hypnos_model::{FloatHistogram, SampleValue, Timestamp, stale_nan};
 use hypnos_promql::{FPoint, HPoint};
 use hypnos_storepb::chunk::encoding_to_tsdb;
 use hypnos_storepb::thanos::AggrChunk;
+use hypnos_tsdb::chunkenc::xor::XorIterator;
 use hypnos_tsdb::chunkenc::{Encoding, SampleIterator};
 
 /// A decoded sample value.
@@ -94,11 +95,40 @@ pub fn decode_clipped(
         };
         let enc = encoding_to_tsdb(raw.r#type).map_err(|e| err(e.to_string()))?;
         let enc = Encoding::from_byte(enc).ok_or_else(|| err(format!("unknown encoding {enc}")))?;
-        let mut it = SampleIterator::new(enc, &raw.data).map_err(|e| err(e.to_string()))?;
-        if enc == Encoding::Xor && floats.capacity() == 0 {
-            // A typical XOR chunk holds 120 samples; one reservation covers the series.
-            floats.reserve(chunks.len().saturating_mul(120).min(1 << 20));
+        if enc == Encoding::Xor {
+            if floats.capacity() == 0 {
+                // A typical XOR chunk holds 120 samples; one reservation covers the series.
+                floats.reserve(chunks.len().saturating_mul(120).min(1 << 20));
+            }
+            let mut it = XorIterator::new(&raw.data).map_err(|e| err(e.to_string()))?;
+            loop {
+                let batch = it.next_batch().map_err(|e| err(e.to_string()))?;
+                let Some(&(batch_last, _)) = batch.last() else { break };
+                // A float staleness marker is already the StaleNaN bit pattern.
+                if batch[0].0 > last_t && batch_last <= max_t && batch[0].0 >= min_t && is_increasing(batch) {
+                    floats.extend(batch.iter().map(|&(t, v)| FPoint { t, v }));
+                    last_t = batch_last;
+                    continue;
+                }
+                for &(t, v) in batch {
+                    if t <= last_t {
+                        return Ok(None);
+                    }
+                    last_t = t;
+                    if t > max_t {
+                        break;
+                    }
+                    if t >= min_t {
+                        floats.push(FPoint { t, v });
+                    }
+                }
+                if last_t > max_t {
+                    break;
+                }
+            }
+            continue;
         }
+        let mut it = SampleIterator::new(enc, &raw.data).map_err(|e| err(e.to_string()))?;
         while let Some((t, v)) = it.next_sample().map_err(|e| err(e.to_string()))? {
             if t <= last_t {
                 return Ok(None);
@@ -122,6 +152,10 @@ pub fn decode_clipped(
         }
     }
     Ok(Some((floats, hists)))
+}
+
+fn is_increasing(batch: &[(i64, f64)]) -> bool {
+    batch.windows(2).all(|w| w[0].0 < w[1].0)
 }
 
 /// Sorts by time and keeps the first sample of each timestamp (overlapping chunks of one
@@ -495,6 +529,22 @@ mod tests {
             .filter(|&(t, _)| (1_500_000..=2_500_000).contains(&t))
             .collect();
         assert_eq!(fl.iter().map(|p| (p.t, p.v)).collect::<Vec<_>>(), want);
+        // Every clip boundary, within and between 32-sample decoding batches.
+        for (lo, hi) in [
+            (0, 0),
+            (14_999, 15_000),
+            (465_000, 480_000),
+            (480_001, 1_800_000),
+            (-5, 3_600_001),
+        ] {
+            let (fl, _) = decode_clipped(&chunks, lo, hi).unwrap().unwrap();
+            let want: Vec<(i64, f64)> = samples
+                .iter()
+                .copied()
+                .filter(|&(t, _)| (lo..=hi).contains(&t))
+                .collect();
+            assert_eq!(fl.iter().map(|p| (p.t, p.v)).collect::<Vec<_>>(), want, "{lo}..={hi}");
+        }
         let (all, _) = decode_clipped(&chunks, i64::MIN, i64::MAX).unwrap().unwrap();
         let general = sort_unique(decode_chunks(&chunks).unwrap());
         assert_eq!(ts(&general), all.iter().map(|p| p.t).collect::<Vec<_>>());

@@ -4,9 +4,10 @@
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt};
 use hypnos_model::{Matcher, Timestamp};
 use hypnos_promql::{
-    FPoint, HPoint, Queryable, SelectHints, SeriesSet, StorageError, StorageSeries, keep_samples_read,
+    FPoint, HPoint, Queryable, SelectHints, SeriesSet, SeriesStream, StorageError, StorageSeries, keep_samples_read,
 };
 use hypnos_storepb::convert::matchers_to_proto;
 use hypnos_storepb::thanos::{
@@ -217,6 +218,22 @@ impl Queryable for FanoutQueryable {
             }
             Ok(out)
         })
+    }
+
+    fn select_stream<'a>(&'a self, hints: &'a SelectHints, matchers: &'a [Matcher]) -> SeriesStream<'a> {
+        let counter = dedup::is_counter_func(hints.func.as_deref());
+        futures::stream::once(self.fetch(hints, matchers, false))
+            .map_ok(move |merged| {
+                // Each series is decoded only when the engine asks for it, and its chunks are
+                // freed then: the decoded samples of only one series exist at a time.
+                futures::stream::iter(
+                    merged
+                        .into_iter()
+                        .filter_map(move |s| self.to_storage(s, counter, hints).map(|s| s.map(Arc::new)).transpose()),
+                )
+            })
+            .try_flatten()
+            .boxed()
     }
 
     fn label_names<'a>(

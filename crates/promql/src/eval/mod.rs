@@ -60,7 +60,18 @@ pub(crate) struct Evaluator<'a> {
     /// Inside `histogram_count/sum/avg`: selectors read histograms like Prometheus's
     /// HistogramStatsIterator, which detects counter resets sample by sample.
     pub stats_decoding: bool,
+    /// Calls already evaluated series by series while storage streamed their selector's
+    /// series, keyed by the address of the `Call` node; taken when the node is reached.
+    pub precomputed: HashMap<usize, Precomputed>,
     checks: u32,
+}
+
+/// The result of a call evaluated series by series, with what its evaluation recorded.
+#[derive(Debug, Default)]
+pub(crate) struct Precomputed {
+    pub matrix: Matrix,
+    pub annotations: Annotations,
+    pub samples: usize,
 }
 
 static NO_STRINGS: std::sync::LazyLock<HashMap<String, String>> = std::sync::LazyLock::new(HashMap::new);
@@ -103,6 +114,7 @@ impl<'a> Evaluator<'a> {
             trims: &NO_TRIMS,
             invalid_utf8: &NO_STRINGS,
             stats_decoding: false,
+            precomputed: HashMap::new(),
             checks: 0,
         }
     }
@@ -212,7 +224,14 @@ impl<'a> Evaluator<'a> {
             }
             Expr::Binary(b) => self.eval_binary(b),
             Expr::Aggregate(a) => self.eval_aggregate(a),
-            Expr::Call(c) => self.eval_call(c),
+            Expr::Call(c) => {
+                if let Some(done) = self.precomputed.remove(&(c as *const crate::parser::Call as usize)) {
+                    self.annotations.merge(done.annotations);
+                    self.add_samples(done.samples)?;
+                    return Ok(Ev::Vector(done.matrix));
+                }
+                self.eval_call(c)
+            }
             Expr::Extension(_) => Err(QueryError::exec("extension expressions are not supported")),
         }
     }
