@@ -29,6 +29,12 @@ fn realistic_samples() -> Vec<(i64, f64)> {
         .collect()
 }
 
+/// 120 samples at exact 15 s steps of one constant value: 2 bits per sample, every branch
+/// predictable; the floor of the per-sample cost.
+fn regular_samples() -> Vec<(i64, f64)> {
+    (0..120).map(|i| (1_700_000_000_000 + i * 15_000, 42.0)).collect()
+}
+
 /// Nanoseconds this thread has run on a CPU (first field of schedstat).
 fn thread_cpu_ns() -> u64 {
     let s = std::fs::read_to_string("/proc/thread-self/schedstat").expect("needs Linux /proc/thread-self/schedstat");
@@ -115,6 +121,20 @@ fn main() {
     assert_eq!(count as f64, n);
     println!(
         "decode with next_batch: {:.2} ns/sample CPU time, {:.2} ns/sample wall",
+        cpu as f64 / n,
+        wall.as_nanos() as f64 / n
+    );
+
+    let regular = encode_round(&regular_samples());
+    let (cpu0, wall0) = (thread_cpu_ns(), Instant::now());
+    let mut count = 0;
+    for _ in 0..rounds {
+        count += decode_batch_round(&regular);
+    }
+    let (cpu, wall) = (thread_cpu_ns() - cpu0, wall0.elapsed());
+    assert_eq!(count as f64, n);
+    println!(
+        "decode a regular chunk (15 s steps, constant value) with next_batch: {:.2} ns/sample CPU time, {:.2} ns/sample wall",
         cpu as f64 / n,
         wall.as_nanos() as f64 / n
     );

@@ -2,6 +2,8 @@
 //! with Prometheus's millisecond-sized timestamp buckets.
 
 use super::bstream::{BitReader, BitWriter};
+use std::hint::cold_path;
+
 use super::varbit::bit_range;
 use crate::error::DecodeError;
 
@@ -203,44 +205,28 @@ pub(crate) fn xor_read(
     Ok(())
 }
 
-/// A delta of delta stored in `size` bits: Prometheus's buckets hold -2^(size-1)+1 ..= 2^(size-1),
-/// so the pattern 2^(size-1) is positive (plain two's complement would make it negative).
-#[inline(always)]
-fn dod_value(bits: u64, size: u32) -> u64 {
-    if bits > 1 << (size - 1) {
-        bits.wrapping_sub(1 << size)
-    } else {
-        bits
-    }
-}
-
 /// Samples decoded per batch: the iterator decodes this many in one tight loop (state in
 /// registers, no per-sample Result/Option) and hands them out one by one or as a slice.
 const BATCH: usize = 32;
 
 /// Decodes an XOR chunk sample by sample.
 ///
-/// Samples are decoded in batches of [`BATCH`] by [`XorIterator::decode_batch`], which reads
-/// each field from a 64-bit big-endian word loaded at the current bit position (zero padded
-/// past the end) and checks the position against the end of the data once per sample
-/// instead of once per field.
+/// Samples are decoded in batches of [`BATCH`] by [`XorIterator::decode_batch`]. Its loop
+/// ([`run`]) keeps the next bits of the stream in a 64-bit register and takes fields from it
+/// with constant shifts; the branch-free refill at the top of each sample loads from an
+/// address known a sample ahead, so memory latency stays off the chain from one sample's
+/// length to the next. Samples that do not fit the register (64-bit timestamp deltas, value
+/// windows of more than ~40 bits), the first two samples and damaged data go through
+/// [`slow_sample`], which reads field by field.
 #[derive(Clone, Debug)]
 pub struct XorIterator<'a> {
     /// Chunk data after the 2-byte sample count.
     stream: Stream<'a>,
-    /// Bit position in `data` of the next sample to decode.
-    pos: usize,
     total: u16,
     /// Samples decoded so far (including the buffered ones).
     decoded: u16,
-    /// State after the last decoded sample.
-    t: i64,
-    v: f64,
-    t_delta: u64,
-    leading: u8,
-    trailing: u8,
-    /// Significant bits of the current XOR window, 64 - leading - trailing (1..=64).
-    sig: u8,
+    /// Reader and sample state after the last decoded sample.
+    cur: Cursor,
     /// Decoded samples not yet handed out: `buf[next..len]`.
     buf: [(i64, f64); BATCH],
     next: u8,
@@ -260,15 +246,9 @@ impl<'a> XorIterator<'a> {
         };
         Ok(XorIterator {
             stream: Stream::new(rest),
-            pos: 0,
             total: u16::from_be_bytes([*a, *b]),
             decoded: 0,
-            t: i64::MIN,
-            v: 0.0,
-            t_delta: 0,
-            leading: 0,
-            trailing: 0,
-            sig: 64,
+            cur: Cursor::START,
             buf: [(0, 0.0); BATCH],
             next: 0,
             len: 0,
@@ -283,8 +263,8 @@ impl<'a> XorIterator<'a> {
     /// The current sample (valid after `next_sample` returned one).
     pub fn at(&self) -> (i64, f64) {
         match usize::from(self.next).checked_sub(1) {
-            Some(i) if self.len > 0 => self.buf[i],
-            _ => (self.t, self.v),
+            Some(i) if self.len > 0 => self.buf[i % BATCH],
+            _ => (self.cur.t, f64::from_bits(self.cur.v)),
         }
     }
 
@@ -321,50 +301,10 @@ impl<'a> XorIterator<'a> {
     fn fill(&mut self) -> Result<(), DecodeError> {
         self.next = 0;
         self.len = 0;
-        if let Some(e) = self.error.take() {
-            self.total = self.decoded;
-            return Err(e);
+        if self.error.is_none() && self.decoded < self.total {
+            self.len = self.decode_batch() as u8;
         }
-        let mut filled = 0;
-        while self.decoded < 2 && self.decoded < self.total {
-            let first = first_samples(
-                self.stream.data,
-                self.decoded,
-                self.pos,
-                self.t,
-                self.v,
-                self.leading,
-                self.trailing,
-            );
-            match first {
-                Ok((pos, t, v, t_delta, leading, trailing)) => {
-                    self.pos = pos;
-                    self.t = t;
-                    self.v = v;
-                    self.leading = leading;
-                    self.trailing = trailing;
-                    self.sig = 64 - leading - trailing;
-                    self.t_delta = t_delta;
-                    self.decoded += 1;
-                    self.buf[filled] = (t, v);
-                    filled += 1;
-                }
-                Err(e) if filled == 0 => {
-                    self.total = self.decoded;
-                    return Err(e);
-                }
-                Err(e) => {
-                    self.error = Some(e);
-                    self.len = filled as u8;
-                    return Ok(());
-                }
-            }
-        }
-        if self.decoded < self.total {
-            filled = self.decode_batch(filled);
-        }
-        self.len = filled as u8;
-        if filled == 0
+        if self.len == 0
             && let Some(e) = self.error.take()
         {
             self.total = self.decoded;
@@ -373,34 +313,62 @@ impl<'a> XorIterator<'a> {
         Ok(())
     }
 
-    /// Decodes samples (from the third on) into `buf[start..]`; returns the new end of `buf`.
-    fn decode_batch(&mut self, start: usize) -> usize {
-        let n = usize::from(self.total - self.decoded).min(BATCH - start);
-        let mut state = Cursor {
-            pos: self.pos,
-            t: self.t,
-            v: self.v.to_bits(),
-            t_delta: self.t_delta,
-            trailing: u32::from(self.trailing),
-            sig: u32::from(self.sig),
-        };
-        let (done, failure) = decode_run(&self.stream, &mut state, &mut self.buf[start..start + n]);
-        if let Some(f) = failure {
-            self.error = Some(match f {
-                Failure::Window { pos, leading, sig } => bad_window(pos, leading, sig),
-                Failure::Truncated => truncated(self.stream.data.len() * 8),
-            });
+    /// Decodes up to [`BATCH`] samples into `buf`; returns how many. Sets `error` when
+    /// decoding stopped at a bad sample.
+    fn decode_batch(&mut self) -> usize {
+        let want = usize::from(self.total - self.decoded).min(BATCH);
+        let stream = &self.stream;
+        let mut cur = self.cur;
+        let mut done = 0;
+        let mut failure = None;
+        while done < want {
+            let index = self.decoded as usize + done;
+            let out = &mut self.buf[done..want];
+            let ran = if index < 2 {
+                Ran {
+                    count: 0,
+                    stop: Stop::Slow,
+                }
+            } else if cur.pos / 8 + 8 <= stream.data.len() {
+                let ran;
+                (ran, cur) = run::<false>(stream, stream.data, 0, cur, out);
+                ran
+            } else {
+                let ran;
+                (ran, cur) = run::<true>(stream, &stream.padded, stream.data.len().wrapping_sub(8), cur, out);
+                ran
+            };
+            done += ran.count;
+            match ran.stop {
+                Stop::Full | Stop::Refill => {}
+                Stop::Slow | Stop::SlowValue => {
+                    match slow_sample(stream, index + ran.count, matches!(ran.stop, Stop::SlowValue), cur) {
+                        Ok(next) => {
+                            cur = next;
+                            if let Some(slot) = self.buf.get_mut(done) {
+                                *slot = (cur.t, f64::from_bits(cur.v));
+                            }
+                            done += 1;
+                        }
+                        Err(f) => {
+                            failure = Some(f);
+                            break;
+                        }
+                    }
+                }
+                Stop::Failed(f) => {
+                    failure = Some(f);
+                    break;
+                }
+            }
         }
-        // After an error this is garbage, but nothing is decoded past an error.
-        self.pos = state.pos;
-        self.t = state.t;
-        self.v = f64::from_bits(state.v);
-        self.t_delta = state.t_delta;
-        self.leading = (64 - state.sig - state.trailing) as u8;
-        self.trailing = state.trailing as u8;
-        self.sig = state.sig as u8;
+        if let Some(f) = failure {
+            self.error = Some(f.into_error());
+        }
+        // After an error the state is garbage, but nothing is decoded past an error.
+        self.cur = cur;
         self.decoded += done as u16;
-        start + done
+        done
     }
 
     /// Advances to the first sample at or after `t`.
@@ -429,75 +397,136 @@ impl Iterator for XorIterator<'_> {
     }
 }
 
-/// The decoder state between samples, in registers during [`decode_run`].
-#[derive(Clone, Copy)]
+/// The decoder state between samples: the bit position of the next sample and the last sample.
+#[derive(Clone, Copy, Debug)]
 struct Cursor {
     pos: usize,
     t: i64,
-    v: u64,
     t_delta: u64,
-    trailing: u32,
-    sig: u32,
+    v: u64,
+    /// The XOR window of the previous value: `win` is `leading | wlen << 8`, where its bits
+    /// start `leading` bits from the top and `wlen` is 2 + its width (the length of a "10"
+    /// value); `mask` keeps the bits above its trailing zeros. One register for two numbers:
+    /// x86 shifts use the low 6 bits of the count, so shifting by `win` shifts by `leading`.
+    win: u32,
+    mask: u64,
 }
 
+/// [`Cursor::win`] of a window.
+#[inline(always)]
+fn window(leading: u32, sig: u32) -> u32 {
+    leading | (2 + sig) << 8
+}
+
+impl Cursor {
+    /// Before the first sample: Prometheus starts with a window of 0 leading and 0 trailing zeros.
+    const START: Cursor = Cursor {
+        pos: 0,
+        t: 0,
+        t_delta: 0,
+        v: 0,
+        win: 66 << 8,
+        mask: u64::MAX,
+    };
+
+    /// Trailing zeros and width of the XOR window.
+    fn window(&self) -> (u32, u32) {
+        let (leading, sig) = (self.win & 0xff, (self.win >> 8) - 2);
+        (64 - leading - sig, sig)
+    }
+
+    fn set_window(&mut self, leading: u32, sig: u32) {
+        self.win = window(leading, sig);
+        self.mask = u64::MAX.wrapping_shl(64 - leading - sig);
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
 enum Failure {
     Window { pos: usize, leading: u32, sig: u32 },
-    Truncated,
+    Truncated { pos: usize },
+    VarintOverflow { pos: usize },
 }
 
-/// The chunk data with its last bytes copied into a zero-padded array, so that a 64-bit load
-/// at any position is one bounds check and never a copy loop.
+impl Failure {
+    #[cold]
+    #[inline(never)]
+    fn into_error(self) -> DecodeError {
+        // Offsets count the chunk's 2-byte header.
+        match self {
+            Failure::Window { pos, leading, sig } => DecodeError::new(
+                2 + (pos / 8) as u64,
+                format!("XOR value has {leading} leading zeros and {sig} significant bits"),
+            ),
+            Failure::Truncated { pos } => DecodeError::new(2 + (pos / 8) as u64, "unexpected end of chunk data"),
+            Failure::VarintOverflow { pos } => {
+                DecodeError::new(2 + (pos / 8) as u64, "timestamp varint overflows 64 bits")
+            }
+        }
+    }
+}
+
+/// Why [`run`] returned.
+enum Stop {
+    /// `out` is full.
+    Full,
+    /// The next sample needs [`slow_sample`].
+    Slow,
+    /// The next sample's timestamp is decoded, its value needs [`slow_sample`].
+    SlowValue,
+    /// The main loop is within 8 bytes of the end: go on with the padded tail.
+    Refill,
+    Failed(Failure),
+}
+
+struct Ran {
+    count: usize,
+    stop: Stop,
+}
+
+/// Bytes of zero padding after the copy of the data's last 8 bytes in [`Stream::padded`].
+const PAD: usize = 16;
+
+/// The chunk data, and its last bytes again in a zero-padded array, so that 8-byte loads
+/// near the end need no copy loop.
 #[derive(Clone, Debug)]
 struct Stream<'a> {
     data: &'a [u8],
-    /// `tail[i]` is byte `len - 8 + i` of the data, zero outside it.
-    tail: [u8; 16],
+    /// `padded[i]` is byte `len - 8 + i` of the data, zero outside it.
+    padded: [u8; 8 + PAD],
 }
 
 impl<'a> Stream<'a> {
     fn new(data: &'a [u8]) -> Self {
-        let mut tail = [0u8; 16];
-        let from = data.len().saturating_sub(8);
-        let last = &data[from..];
-        for (dst, &b) in tail[8 - last.len()..8].iter_mut().zip(last) {
-            *dst = b;
+        let mut padded = [0u8; 8 + PAD];
+        let last = &data[data.len().saturating_sub(8)..];
+        if let Some(dst) = padded.get_mut(8 - last.len()..8) {
+            dst.copy_from_slice(last);
         }
-        Stream { data, tail }
+        Stream { data, padded }
+    }
+
+    /// The 8 bytes at byte `byte` as a big-endian word, zero past the end.
+    #[inline(always)]
+    fn word(&self, byte: usize) -> u64 {
+        let chunk = match self.data.get(byte..) {
+            Some(rest) if rest.len() >= 8 => rest.first_chunk::<8>(),
+            _ => (byte + 8)
+                .checked_sub(self.data.len())
+                .and_then(|i| self.padded.get(i..))
+                .and_then(|p| p.first_chunk::<8>()),
+        };
+        chunk.map_or(0, |c| u64::from_be_bytes(*c))
     }
 
     /// The 64 bits starting at bit `pos`, zero past the end; only the top 57 are certain to
-    /// come from the stream (the load is byte aligned).
+    /// come from the stream (the load is byte aligned), the others are zero.
     #[inline(always)]
     fn peek(&self, pos: usize) -> u64 {
-        let byte = pos >> 3;
-        let word = match self.data.get(byte..byte + 8) {
-            Some(b) => {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                u64::from_be_bytes(a)
-            }
-            None => self.tail_word(byte),
-        };
-        word << (pos & 7)
-    }
-
-    /// The 8 bytes at `byte` when they reach past the end (`byte > len - 8`), from `tail`.
-    #[cold]
-    #[inline(never)]
-    fn tail_word(&self, byte: usize) -> u64 {
-        let off = (byte + 8).wrapping_sub(self.data.len());
-        match self.tail.get(off..off + 8) {
-            Some(b) => {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                u64::from_be_bytes(a)
-            }
-            None => 0,
-        }
+        self.word(pos >> 3) << (pos & 7)
     }
 
     /// `n` bits (1..=64) at bit `pos`, right aligned.
-    #[inline(always)]
     fn bits(&self, pos: usize, n: u32) -> u64 {
         if n <= 57 {
             self.peek(pos) >> (64 - n)
@@ -509,167 +538,314 @@ impl<'a> Stream<'a> {
     }
 }
 
-/// Decodes `out.len()` samples (from the third on) into `out`; returns how many were good and
-/// why decoding stopped early. Plain values in and out keep the state in registers.
+/// A delta of delta whose `size` bits are left aligned in `x` (lower bits: whatever follows).
+/// Prometheus's buckets hold -2^(size-1)+1 ..= 2^(size-1), so the pattern 2^(size-1) is
+/// positive: subtracting one, sign-extending and adding one back gets that without a branch.
+#[inline(always)]
+fn bucket_dod(x: u64, size: u32) -> u64 {
+    ((x.wrapping_sub(1 << (64 - size)) as i64 >> (64 - size)) as u64).wrapping_add(1)
+}
+
+/// Decodes samples (from the third on) into `out`; returns how many and why it stopped,
+/// with the state after the last one.
+///
+/// Each sample starts with one big-endian 8-byte load at its bit position, whose top 57 bits
+/// usually hold the whole sample: timestamp prefix and delta of delta, then value control
+/// bits, header and bits, all taken with shifts from that word. Wider values read again.
+///
+/// `src` holds stream bytes from byte `base` on: without `TAIL` it is the data (`base` 0) and
+/// the loop returns when the 8 bytes at the position are not all data; with `TAIL` it is
+/// [`Stream::padded`] and each sample is checked against the end of the data. Without
+/// `TAIL`, a sample that fits the first load cannot reach past the end.
+///
+/// Plain values in and out keep the state in registers.
 #[inline(never)]
-fn decode_run(stream: &Stream<'_>, state: &mut Cursor, out: &mut [(i64, f64)]) -> (usize, Option<Failure>) {
-    let end = stream.data.len() * 8;
+fn run<const TAIL: bool>(
+    stream: &Stream<'_>,
+    src: &[u8],
+    base: usize,
+    cur: Cursor,
+    out: &mut [(i64, f64)],
+) -> (Ran, Cursor) {
     let Cursor {
         mut pos,
         mut t,
-        mut v,
         mut t_delta,
-        mut trailing,
-        mut sig,
-    } = *state;
-    let mut failure = None;
-    let mut done = 0;
-    for slot in out.iter_mut() {
-        let word = stream.peek(pos);
-        // Constant shifts per bucket; the branches follow the data's usual jitter well.
-        let dod = if word >> 63 == 0 {
-            pos += 1;
-            0
-        } else if word >> 62 == 0b10 {
-            pos += 2 + 14;
-            dod_value((word << 2) >> (64 - 14), 14)
-        } else if word >> 61 == 0b110 {
-            pos += 3 + 17;
-            dod_value((word << 3) >> (64 - 17), 17)
-        } else if word >> 60 == 0b1110 {
-            pos += 4 + 20;
-            dod_value((word << 4) >> (64 - 20), 20)
-        } else {
-            let bits = stream.bits(pos + 4, 64);
-            pos += 68;
-            bits
-        };
-        t_delta = t_delta.wrapping_add(dod);
-        t = t.wrapping_add(t_delta as i64);
-
-        let word = stream.peek(pos);
-        if word >> 63 == 0 {
-            pos += 1;
-        } else if word >> 62 == 0b10 {
-            // Same window as the previous value.
-            let bits = if sig <= 55 {
-                (word << 2) >> (64 - sig)
+        mut v,
+        mut win,
+        mut mask,
+    } = cur;
+    // The value of a sample whose timestamp took `$d` bits, from `$x`, the rest of the
+    // sample's first load (57 - $d bits of it come from the stream): 0 (unchanged), 10 and
+    // the bits of the previous window, or 11, 5 bits of leading zeros, 6 of width, and the
+    // bits. The bits are XOR'd in place with a shift and a mask kept per window. Evaluates
+    // to the value's length; leaves the loop with a reason if the sample cannot be decoded
+    // here. A macro, so that each timestamp bucket gets constant shifts.
+    macro_rules! value {
+        ($x:expr, $d:expr) => {{
+            const D: u32 = $d;
+            let x: u64 = $x;
+            if (x as i64) >= 0 {
+                1
+            } else if x < 0b11 << 62 {
+                let wlen = win >> 8;
+                let bits = if wlen <= 57 - D {
+                    x << 2
+                } else {
+                    cold_path();
+                    match wide_field(stream, pos + D as usize + 2, wlen - 2) {
+                        Some(bits) => bits,
+                        None => break Stop::Failed(Failure::Truncated { pos }),
+                    }
+                };
+                v ^= bits.wrapping_shr(win) & mask;
+                wlen
             } else {
-                stream.bits(pos + 2, sig)
-            };
-            pos += 2 + sig as usize;
-            v ^= bits << trailing;
-        } else {
-            let new_leading = ((word >> 57) & 31) as u32;
-            let new_sig = match ((word >> 51) & 63) as u32 {
-                0 => 64,
-                m => m,
-            };
-            if new_leading + new_sig > 64 {
-                failure = Some(Failure::Window {
-                    pos,
-                    leading: new_leading,
-                    sig: new_sig,
-                });
-                break;
+                let new_leading = ((x >> 57) & 31) as u32;
+                let sig = match ((x >> 51) & 63) as u32 {
+                    0 => 64,
+                    m => m,
+                };
+                if new_leading + sig > 64 {
+                    // A window past bit 0: the slow path reports it.
+                    cold_path();
+                    pos += D as usize;
+                    break Stop::SlowValue;
+                }
+                win = window(new_leading, sig);
+                mask = u64::MAX << (64 - new_leading - sig);
+                let bits = if 13 + sig <= 57 - D {
+                    x << 13
+                } else {
+                    cold_path();
+                    match wide_field(stream, pos + D as usize + 13, sig) {
+                        Some(bits) => bits,
+                        None => break Stop::Failed(Failure::Truncated { pos }),
+                    }
+                };
+                v ^= (bits >> new_leading) & mask;
+                13 + sig
             }
-            sig = new_sig;
-            trailing = 64 - new_leading - new_sig;
-            let bits = if sig <= 44 {
-                (word << 13) >> (64 - sig)
-            } else {
-                stream.bits(pos + 13, sig)
-            };
-            pos += 13 + sig as usize;
-            v ^= bits << trailing;
-        }
-        if pos > end {
-            failure = Some(Failure::Truncated);
-            break;
-        }
-        *slot = (t, f64::from_bits(v));
-        done += 1;
+        }};
     }
-    *state = Cursor {
-        pos,
-        t,
-        v,
-        t_delta,
-        trailing,
-        sig,
-    };
-    (done, failure)
-}
 
-#[cold]
-#[inline(never)]
-fn bad_window(pos: usize, leading: u32, sig: u32) -> DecodeError {
-    DecodeError::new(
-        2 + (pos / 8) as u64,
-        format!("XOR value has {leading} leading zeros and {sig} significant bits"),
+    let mut i = 0;
+    // Stores the sample decoded up to `pos`; in the tail, only if it ends within the data.
+    macro_rules! done {
+        () => {
+            if TAIL && pos > stream.data.len() * 8 {
+                cold_path();
+                break Stop::Failed(Failure::Truncated { pos });
+            }
+            out[i] = (t, f64::from_bits(v));
+            i += 1;
+        };
+    }
+
+    let stop = loop {
+        if i >= out.len() {
+            break Stop::Full;
+        }
+        let byte = (pos >> 3).wrapping_sub(base);
+        let Some(word) = src.get(byte..).and_then(|r| r.first_chunk::<8>()) else {
+            // Main loop: on to the padded tail. Tail: only reachable past the end.
+            cold_path();
+            break if TAIL {
+                Stop::Failed(Failure::Truncated { pos })
+            } else {
+                Stop::Refill
+            };
+        };
+        let w = u64::from_be_bytes(*word) << (pos & 7);
+
+        // The usual sample of a scraped series first, in one test of prefix 10 and value
+        // control bits 10: a delta of delta in 14 bits and a value in the previous window.
+        if (w >> 46) & 0x3_0003 == 0x2_0002 && win < (57 - 16 + 1) << 8 {
+            t_delta = t_delta.wrapping_add(bucket_dod(w << 2, 14));
+            t = t.wrapping_add(t_delta as i64);
+            v ^= (w << 18).wrapping_shr(win) & mask;
+            pos += 16 + (win >> 8) as usize;
+            done!();
+            continue;
+        }
+        // Same timestamp delta, same value: two zero bits.
+        if w < 1 << 62 {
+            t = t.wrapping_add(t_delta as i64);
+            pos += 2;
+            done!();
+            continue;
+        }
+
+        // Timestamp: 0, or 10/110/1110 and a 14/17/20-bit delta of delta (1111: 64 bits, slow).
+        // The timestamp is complete before the value, which may go to the slow path.
+        let n = if (w as i64) >= 0 {
+            t = t.wrapping_add(t_delta as i64);
+            1 + value!(w << 1, 1)
+        } else if w < 0b11 << 62 {
+            t_delta = t_delta.wrapping_add(bucket_dod(w << 2, 14));
+            t = t.wrapping_add(t_delta as i64);
+            16 + value!(w << 16, 16)
+        } else if w < 0b111 << 61 {
+            cold_path();
+            t_delta = t_delta.wrapping_add(bucket_dod(w << 3, 17));
+            t = t.wrapping_add(t_delta as i64);
+            20 + value!(w << 20, 20)
+        } else if w < 0b1111 << 60 {
+            cold_path();
+            t_delta = t_delta.wrapping_add(bucket_dod(w << 4, 20));
+            t = t.wrapping_add(t_delta as i64);
+            24 + value!(w << 24, 24)
+        } else {
+            cold_path();
+            break Stop::Slow;
+        };
+        pos += n as usize;
+        done!();
+    };
+    (
+        Ran { count: i, stop },
+        Cursor {
+            pos,
+            t,
+            t_delta,
+            v,
+            win,
+            mask,
+        },
     )
 }
 
-#[cold]
-#[inline(never)]
-fn truncated(pos: usize) -> DecodeError {
-    DecodeError::new(2 + (pos / 8) as u64, "unexpected end of chunk data")
+/// The 64 bits at bit `pos`, for a value wider than what is left of the sample's first load,
+/// if the `n` of them the value needs end within the data. Inline: a call in [`run`]'s loop
+/// would force its state into the few callee-saved registers.
+#[inline(always)]
+fn wide_field(stream: &Stream<'_>, pos: usize, n: u32) -> Option<u64> {
+    (pos + n as usize <= stream.data.len() * 8)
+        .then(|| (stream.peek(pos) & (u64::MAX << 32)) | (stream.peek(pos + 32) >> 32))
 }
 
-/// Decodes sample 0 (varint timestamp, raw value) or 1 (uvarint delta, XOR'd value) at bit
-/// `pos`; returns the new position, timestamp, value, timestamp delta and XOR window.
-#[cold]
-#[inline(never)]
-fn first_samples(
-    data: &[u8],
-    read: u16,
+/// Reads fields at a bit position, each checked against the end of the data.
+struct FieldReader<'s, 'a> {
+    stream: &'s Stream<'a>,
     pos: usize,
-    t: i64,
-    mut v: f64,
-    mut leading: u8,
-    mut trailing: u8,
-) -> Result<(usize, i64, f64, u64, u8, u8), DecodeError> {
-    let mut r = BitReader::new(data, 2);
-    r.consume(pos as u32)?;
-    if read == 0 {
-        let t = crate::encoding::zigzag_decode(read_uvarint_bytes(&mut r)?);
-        let v = f64::from_bits(r.read_bits(64)?);
-        Ok((r.position(), t, v, 0, leading, trailing))
-    } else {
-        let t_delta = read_uvarint_bytes(&mut r)?;
-        xor_read(&mut r, &mut v, &mut leading, &mut trailing)?;
-        Ok((
-            r.position(),
-            t.wrapping_add(t_delta as i64),
-            v,
-            t_delta,
-            leading,
-            trailing,
-        ))
+}
+
+impl FieldReader<'_, '_> {
+    /// `n` bits (1..=64).
+    fn read(&mut self, n: u32) -> Result<u64, Failure> {
+        if self.pos + n as usize > self.stream.data.len() * 8 {
+            return Err(Failure::Truncated { pos: self.pos });
+        }
+        let x = self.stream.bits(self.pos, n);
+        self.pos += n as usize;
+        Ok(x)
+    }
+
+    /// A uvarint in whole bytes, as Go's `binary.ReadUvarint` (at most 10 bytes, no overflow).
+    fn uvarint(&mut self) -> Result<u64, Failure> {
+        let start = self.pos;
+        let mut x = 0u64;
+        for i in 0..10 {
+            let b = self.read(8)?;
+            if b < 0x80 {
+                if i == 9 && b > 1 {
+                    break;
+                }
+                return Ok(x | (b << (7 * i)));
+            }
+            x |= (b & 0x7f) << (7 * i);
+        }
+        Err(Failure::VarintOverflow { pos: start })
+    }
+
+    /// An XOR'd value into `cur` (its `v` and window).
+    fn value(&mut self, cur: &mut Cursor) -> Result<(), Failure> {
+        if self.read(1)? == 0 {
+            return Ok(());
+        }
+        let start = self.pos - 1;
+        if self.read(1)? == 1 {
+            let leading = self.read(5)? as u32;
+            let sig = match self.read(6)? as u32 {
+                0 => 64,
+                m => m,
+            };
+            if leading + sig > 64 {
+                return Err(Failure::Window {
+                    pos: start,
+                    leading,
+                    sig,
+                });
+            }
+            cur.set_window(leading, sig);
+        }
+        let (trailing, sig) = cur.window();
+        cur.v ^= self.read(sig)? << trailing;
+        Ok(())
     }
 }
 
-fn read_uvarint_bytes(r: &mut BitReader<'_>) -> Result<u64, DecodeError> {
-    let mut x: u64 = 0;
-    let mut s: u32 = 0;
-    for i in 0..10 {
-        let b = r.read_byte()?;
-        if b < 0x80 {
-            if i == 9 && b > 1 {
-                break;
-            }
-            return Ok(x | (u64::from(b) << s));
+/// Decodes one sample field by field: sample 0 (varint timestamp, raw value), sample 1
+/// (uvarint delta, XOR'd value), or a later sample that [`run`] leaves (64-bit delta of delta,
+/// wide value, damaged data), or only its value (`value_only`: [`run`] did the timestamp).
+/// Returns the state after it, its reader at the next sample.
+#[cold]
+#[inline(never)]
+fn slow_sample(stream: &Stream<'_>, index: usize, value_only: bool, mut cur: Cursor) -> Result<Cursor, Failure> {
+    let mut r = FieldReader { stream, pos: cur.pos };
+    match index {
+        _ if value_only => r.value(&mut cur)?,
+        0 => {
+            cur.t = crate::encoding::zigzag_decode(r.uvarint()?);
+            cur.v = r.read(64)?;
         }
-        x |= u64::from(b & 0x7f) << s;
-        s += 7;
+        1 => {
+            cur.t_delta = r.uvarint()?;
+            cur.t = cur.t.wrapping_add(cur.t_delta as i64);
+            r.value(&mut cur)?;
+        }
+        _ => {
+            let mut ones = 0;
+            while ones < 4 && r.read(1)? == 1 {
+                ones += 1;
+            }
+            let dod = match ones {
+                0 => 0,
+                1 => bucket_dod(r.read(14)? << 50, 14),
+                2 => bucket_dod(r.read(17)? << 47, 17),
+                3 => bucket_dod(r.read(20)? << 44, 20),
+                _ => r.read(64)?,
+            };
+            cur.t_delta = cur.t_delta.wrapping_add(dod);
+            cur.t = cur.t.wrapping_add(cur.t_delta as i64);
+            r.value(&mut cur)?;
+        }
     }
-    Err(r.err("timestamp varint overflows 64 bits"))
+    cur.pos = r.pos;
+    Ok(cur)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn read_uvarint_bytes(r: &mut BitReader<'_>) -> Result<u64, DecodeError> {
+        let mut x: u64 = 0;
+        let mut s: u32 = 0;
+        for i in 0..10 {
+            let b = r.read_byte()?;
+            if b < 0x80 {
+                if i == 9 && b > 1 {
+                    break;
+                }
+                return Ok(x | (u64::from(b) << s));
+            }
+            x |= u64::from(b & 0x7f) << s;
+            s += 7;
+        }
+        Err(r.err("timestamp varint overflows 64 bits"))
+    }
 
     /// Prometheus's XOR decoding, field by field with a checked bit reader: the reference the
     /// fast decoder must match on every input, garbage included. Returns the samples decoded
@@ -826,6 +1002,119 @@ mod tests {
         #[test]
         fn fast_decoder_matches_reference_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..200), mode in 0u8..3) {
             prop_assert_eq!(fast_decode(&bytes, mode), reference_decode(&bytes));
+        }
+
+        /// Timestamp deltas at the edges of every bucket (64-bit ones included) and values
+        /// whose XOR windows have every width at every offset, so that fields fall on both
+        /// sides of what one 8-byte load holds; then the chunk cut anywhere.
+        #[test]
+        fn fast_decoder_matches_reference_on_edge_fields(
+            samples in edge_strategy(),
+            cut in any::<prop::sample::Index>(),
+            mode in 0u8..3,
+        ) {
+            let bytes = encode(&samples);
+            let want: Vec<(i64, u64)> = samples.iter().map(|&(t, v)| (t, v.to_bits())).collect();
+            prop_assert_eq!(reference_decode(&bytes), (want.clone(), false));
+            prop_assert_eq!(fast_decode(&bytes, mode), (want, false));
+            let cut = &bytes[..cut.index(bytes.len() + 1)];
+            prop_assert_eq!(fast_decode(cut, mode), reference_decode(cut));
+        }
+    }
+
+    fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
+        let mut a = XorAppender::new();
+        for &(t, v) in samples {
+            a.append(t, v);
+        }
+        a.into_bytes()
+    }
+
+    /// Deltas of delta on bucket edges (Prometheus's buckets are -2^(n-1)+1 ..= 2^(n-1) for
+    /// n = 14, 17, 20; beyond, 64 bits), mixed with plain steps; values that differ from the
+    /// previous one in a run of `width` bits ending `shift` bits above bit 0, or not at all, or NaN.
+    fn edge_strategy() -> impl Strategy<Value = Vec<(i64, f64)>> {
+        let edges: Vec<i64> = [0i64, 1, 13, 16, 19, 30, 40, 62]
+            .iter()
+            .flat_map(|&b| {
+                let e = 1i64 << b;
+                [e - 1, e, e + 1, -e + 1, -e, -e - 1]
+            })
+            .chain([i64::MAX / 4, i64::MIN / 4])
+            .collect();
+        let dod = prop_oneof![
+            2 => Just(0i64),
+            4 => proptest::sample::select(edges),
+            1 => any::<i64>().prop_map(|d| d >> 2),
+        ];
+        let change = prop_oneof![
+            2 => Just(None),
+            1 => Just(Some(u64::MAX)),
+            8 => (1u32..=64, 0u32..64, any::<u64>()).prop_map(|(width, shift, bits)| {
+                let field = if width == 64 { bits } else { bits & ((1 << width) - 1) } | 1 << (width - 1);
+                Some(field.checked_shl(shift).unwrap_or(0) | 1 << shift.min(63))
+            }),
+        ];
+        (
+            any::<i64>(),
+            0i64..100_000,
+            proptest::collection::vec((dod, change), 0..200),
+        )
+            .prop_map(|(start, step, steps)| {
+                let (mut t, mut delta, mut v) = (start / 4, step, 0x4059_0000_0000_0000u64);
+                steps
+                    .into_iter()
+                    .map(|(dod, change)| {
+                        delta = delta.wrapping_add(dod);
+                        t = t.wrapping_add(delta);
+                        v = match change {
+                            None => v,
+                            Some(u64::MAX) => f64::NAN.to_bits(),
+                            Some(x) => v ^ x,
+                        };
+                        (t, f64::from_bits(v))
+                    })
+                    .collect()
+            })
+    }
+
+    /// Every cut of chunks that exercise the tail of the data: realistic scrapes, wide values
+    /// and 64-bit deltas of delta.
+    #[test]
+    fn fast_decoder_matches_reference_at_every_cut() {
+        let mut seed = 7u64;
+        let mut rnd = move || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed >> 33
+        };
+        let mut chunks = Vec::new();
+        let mut v = 100.0;
+        let scrape: Vec<(i64, f64)> = (0..120)
+            .map(|i| {
+                v += (rnd() % 21) as f64 - 10.0;
+                (1_700_000_000_000 + i * 15_000 + (rnd() % 5) as i64, v)
+            })
+            .collect();
+        chunks.push(encode(&scrape));
+        let wide: Vec<(i64, f64)> = (0..60)
+            .map(|i| (i * 1000 + (rnd() % 3) as i64, f64::from_bits(rnd() << 31 ^ rnd())))
+            .collect();
+        chunks.push(encode(&wide));
+        let jumps: Vec<(i64, f64)> = (0..40)
+            .map(|i| ((i * i * i) << 30, if i % 3 == 0 { f64::NAN } else { i as f64 }))
+            .collect();
+        chunks.push(encode(&jumps));
+        for bytes in &chunks {
+            for cut in 0..=bytes.len() {
+                for mode in 0..3 {
+                    assert_eq!(
+                        fast_decode(&bytes[..cut], mode),
+                        reference_decode(&bytes[..cut]),
+                        "cut at {cut} of {}",
+                        bytes.len()
+                    );
+                }
+            }
         }
     }
 
