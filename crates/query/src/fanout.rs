@@ -2,11 +2,13 @@
 //! data, the answers merged by series labels with identical chunks dropped, and failures turned
 //! into warnings or an error depending on the partial-response strategy.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use hypnos_model::{Labels, Matcher};
-use hypnos_storepb::api::{SeriesFrame, frames};
+use hypnos_storepb::api::{SeriesFrame, SeriesStream, frames};
 use hypnos_storepb::chunk::hash_or_compute;
 use hypnos_storepb::convert::{labels_from_proto, labels_to_proto, matchers_from_proto};
 use hypnos_storepb::thanos::{
@@ -164,6 +166,55 @@ impl Fanout {
         Ok(SeriesResult { series, warnings })
     }
 
+    /// Fans a `Series` request out and merges the answers as they stream in, relying on
+    /// each endpoint's series being sorted by labels (the StoreAPI contract Thanos's lazy
+    /// retrieval relies on too): only the series being merged is in memory, and the querier
+    /// works while the stores still send. Labels must not be stripped here (stripping can
+    /// reorder series); [`Fanout::series`] handles that case by buffering.
+    pub async fn series_stream(
+        &self,
+        req: SeriesRequest,
+        store_match: &[Vec<Matcher>],
+    ) -> Result<BoxStream<'static, Result<MergeEvent, FanoutError>>, FanoutError> {
+        let matchers = matchers_from_proto(&req.matchers).map_err(|e| FanoutError::InvalidMatchers(e.to_string()))?;
+        let abort = is_abort(req.partial_response_disabled, req.partial_response_strategy);
+        let targets = self.select(req.min_time, req.max_time, &matchers, store_match);
+        let calls = targets.iter().map(|ep| {
+            let req = req.clone();
+            async move { (ep.addr.clone(), ep.api.series(req).await) }
+        });
+        let mut merge = LazyMerge {
+            sources: Vec::new(),
+            abort,
+            events: VecDeque::new(),
+            done: false,
+        };
+        for (addr, res) in futures::future::join_all(calls).await {
+            match res {
+                Ok(stream) => merge.sources.push(Source {
+                    addr,
+                    stream: Some(stream),
+                    pending: VecDeque::new(),
+                    head: None,
+                    last: None,
+                }),
+                Err(s) => {
+                    let msg = format!("receive series from {addr}: {}", rpc_error(&s));
+                    if abort {
+                        return Err(FanoutError::Aborted(msg));
+                    }
+                    tracing::warn!(endpoint = %addr, error = %msg, "endpoint failed, answering with partial data");
+                    merge.events.push_back(MergeEvent::Warning(msg));
+                }
+            }
+        }
+        Ok(futures::stream::unfold(merge, |mut m| async move {
+            let item = m.next_event().await?;
+            Some((item, m))
+        })
+        .boxed())
+    }
+
     /// Fans a `LabelNames` request out; sorted, unique names and the warnings.
     pub async fn label_names(
         &self,
@@ -237,6 +288,155 @@ impl Fanout {
     }
 }
 
+/// What the lazy merge hands out, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MergeEvent {
+    Series(MergedSeries),
+    /// An endpoint's warning, or its failure under the partial-response "warn" strategy.
+    Warning(String),
+}
+
+/// One endpoint's stream in a [`LazyMerge`].
+struct Source {
+    addr: String,
+    /// None once the stream ended or failed.
+    stream: Option<SeriesStream>,
+    /// Series of a batch frame not yet taken.
+    pending: VecDeque<Series>,
+    /// The next series of this endpoint.
+    head: Option<(Labels, Vec<AggrChunk>)>,
+    /// Labels of the series before `head`, to catch an endpoint breaking the sort order.
+    last: Option<Labels>,
+}
+
+impl Source {
+    /// Loads the next series into `head` (leaves it empty at the end of the stream).
+    async fn advance(&mut self, abort: bool, warnings: &mut Vec<String>) -> Result<(), FanoutError> {
+        while self.head.is_none() {
+            if let Some(s) = self.pending.pop_front() {
+                let labels = labels_from_proto(s.labels);
+                if let Some(last) = &self.last
+                    && labels < *last
+                {
+                    return Err(FanoutError::Aborted(format!(
+                        "receive series from {}: series out of order ({labels} after {last})",
+                        self.addr
+                    )));
+                }
+                self.last = Some(labels.clone());
+                self.head = Some((labels, s.chunks));
+                return Ok(());
+            }
+            let Some(stream) = self.stream.as_mut() else {
+                return Ok(());
+            };
+            match futures::StreamExt::next(stream).await {
+                Some(Ok(frame)) => {
+                    for f in frames(frame) {
+                        match f {
+                            SeriesFrame::Series(s) => self.pending.push_back(s),
+                            SeriesFrame::Warning(w) if abort => {
+                                return Err(FanoutError::Aborted(format!("{}: {w}", self.addr)));
+                            }
+                            SeriesFrame::Warning(w) => warnings.push(w),
+                            SeriesFrame::Hints(_) => {}
+                        }
+                    }
+                }
+                Some(Err(s)) => {
+                    self.stream = None;
+                    let msg = format!("receive series from {}: {}", self.addr, rpc_error(&s));
+                    if abort {
+                        return Err(FanoutError::Aborted(msg));
+                    }
+                    tracing::warn!(endpoint = %self.addr, error = %msg, "endpoint failed, answering with partial data");
+                    warnings.push(msg);
+                }
+                None => self.stream = None,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A k-way merge of endpoint streams sorted by labels.
+struct LazyMerge {
+    sources: Vec<Source>,
+    abort: bool,
+    events: VecDeque<MergeEvent>,
+    done: bool,
+}
+
+impl LazyMerge {
+    async fn next_event(&mut self) -> Option<Result<MergeEvent, FanoutError>> {
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return Some(Ok(e));
+            }
+            if self.done {
+                return None;
+            }
+            match self.merge_next().await {
+                Ok(Some(s)) => return Some(Ok(MergeEvent::Series(s))),
+                Ok(None) if self.events.is_empty() => {
+                    self.done = true;
+                    return None;
+                }
+                Ok(None) => self.done = true,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+
+    /// The smallest label set among the endpoints' heads, with the chunks of every endpoint
+    /// (and of consecutive frames of one endpoint) that sent it.
+    async fn merge_next(&mut self) -> Result<Option<MergedSeries>, FanoutError> {
+        let abort = self.abort;
+        let mut warnings = Vec::new();
+        // Endpoints whose head was taken read their next series concurrently.
+        let fills = self
+            .sources
+            .iter_mut()
+            .filter(|s| s.head.is_none())
+            .map(|s| async move {
+                let mut w = Vec::new();
+                let r = s.advance(abort, &mut w).await;
+                (r, w)
+            });
+        for (r, w) in futures::future::join_all(fills).await {
+            warnings.extend(w);
+            r?;
+        }
+        self.events.extend(warnings.drain(..).map(MergeEvent::Warning));
+        let Some(min) = self
+            .sources
+            .iter()
+            .filter_map(|s| s.head.as_ref().map(|h| &h.0))
+            .min()
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let mut chunks = Vec::new();
+        for s in self.sources.iter_mut() {
+            while s.head.as_ref().is_some_and(|h| h.0 == min) {
+                if let Some((_, c)) = s.head.take() {
+                    chunks.extend(c);
+                }
+                s.advance(abort, &mut warnings).await?;
+            }
+        }
+        self.events.extend(warnings.into_iter().map(MergeEvent::Warning));
+        Ok(Some(MergedSeries {
+            labels: min,
+            chunks: dedup_chunks(chunks),
+        }))
+    }
+}
+
 /// A chunk's time range and the hashes of its parts.
 type ChunkId = (i64, i64, Vec<(u8, u64)>);
 
@@ -279,8 +479,129 @@ pub fn to_proto(s: &MergedSeries) -> Series {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::endpoints::Endpoint;
     use bytes::Bytes;
     use hypnos_storepb::chunk::raw_aggr_chunk;
+    use hypnos_storepb::convert::matchers_to_proto;
+
+    use futures::TryStreamExt;
+    use hypnos_storepb::api::StoreApi;
+    use hypnos_storepb::thanos::info::InfoResponse;
+    use hypnos_storepb::thanos::{LabelNamesResponse, LabelValuesResponse, SeriesResponse};
+
+    /// An endpoint that answers every `Series` call with the same frames.
+    struct Scripted(Vec<Result<SeriesResponse, Status>>);
+
+    #[tonic::async_trait]
+    impl StoreApi for Scripted {
+        async fn info(&self) -> Result<InfoResponse, Status> {
+            Ok(InfoResponse::default())
+        }
+        async fn series(&self, _req: SeriesRequest) -> Result<SeriesStream, Status> {
+            Ok(Box::pin(futures::stream::iter(self.0.clone())))
+        }
+        async fn label_names(&self, _req: LabelNamesRequest) -> Result<LabelNamesResponse, Status> {
+            Ok(LabelNamesResponse::default())
+        }
+        async fn label_values(&self, _req: LabelValuesRequest) -> Result<LabelValuesResponse, Status> {
+            Ok(LabelValuesResponse::default())
+        }
+    }
+
+    fn series(name: &str, chunk_at: i64) -> Series {
+        let data = Bytes::from(format!("{name}{chunk_at}"));
+        Series {
+            labels: labels_to_proto(&Labels::from_pairs([("__name__", name)])),
+            chunks: vec![raw_aggr_chunk(chunk_at, chunk_at + 9, 1, data).unwrap()],
+        }
+    }
+
+    fn fanout(endpoints: Vec<Vec<Result<SeriesResponse, Status>>>) -> Fanout {
+        let endpoints = endpoints
+            .into_iter()
+            .enumerate()
+            .map(|(i, frames)| Arc::new(Endpoint::new(format!("ep{i}"), Arc::new(Scripted(frames)))))
+            .collect();
+        Fanout::new(Arc::new(EndpointSet { endpoints }))
+    }
+
+    fn request(partial_response: bool) -> SeriesRequest {
+        SeriesRequest {
+            max_time: i64::MAX,
+            matchers: matchers_to_proto(&[Matcher::new(hypnos_model::MatchOp::RegexMatch, "__name__", ".+").unwrap()]),
+            partial_response_strategy: strategy(partial_response),
+            ..Default::default()
+        }
+    }
+
+    async fn lazy(f: &Fanout, partial_response: bool) -> Result<Vec<MergeEvent>, FanoutError> {
+        f.series_stream(request(partial_response), &[])
+            .await?
+            .try_collect()
+            .await
+    }
+
+    #[tokio::test]
+    async fn lazy_merge_equals_the_buffered_merge() {
+        let a = vec![
+            Ok(SeriesResponse::series(series("a", 0))),
+            // One series split over two frames, then a batch.
+            Ok(SeriesResponse::series(series("c", 0))),
+            Ok(SeriesResponse::series(series("c", 10))),
+            Ok(SeriesResponse::batch(vec![series("d", 0), series("f", 0)])),
+        ];
+        let b = vec![
+            Ok(SeriesResponse::series(series("b", 0))),
+            // The same chunk as the other endpoint's: sent once.
+            Ok(SeriesResponse::series(series("c", 10))),
+            Ok(SeriesResponse::series(series("c", 20))),
+            Ok(SeriesResponse::warning("b is slow")),
+            Ok(SeriesResponse::series(series("e", 0))),
+        ];
+        let f = fanout(vec![a, b]);
+        let events = lazy(&f, true).await.unwrap();
+        let (mut got, mut warnings) = (Vec::new(), Vec::new());
+        for e in events {
+            match e {
+                MergeEvent::Series(s) => got.push(s),
+                MergeEvent::Warning(w) => warnings.push(w),
+            }
+        }
+        let want = f.series(request(true), &[]).await.unwrap();
+        assert_eq!(got, want.series);
+        assert_eq!(warnings, want.warnings);
+        let c = &got[2];
+        assert_eq!(c.chunks.iter().map(|c| c.min_time).collect::<Vec<_>>(), vec![0, 10, 20]);
+    }
+
+    #[tokio::test]
+    async fn lazy_merge_reports_failures_and_disorder() {
+        let failing = || {
+            vec![
+                Ok(SeriesResponse::series(series("a", 0))),
+                Err(Status::unavailable("gone")),
+            ]
+        };
+        let healthy = vec![Ok(SeriesResponse::series(series("b", 0)))];
+        // Partial response allowed: the failure is a warning and the rest is answered.
+        let events = lazy(&fanout(vec![failing(), healthy.clone()]), true).await.unwrap();
+        assert_eq!(events.iter().filter(|e| matches!(e, MergeEvent::Series(_))).count(), 2);
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, MergeEvent::Warning(w) if w.contains("ep0") && w.contains("gone")))
+        );
+        // Not allowed: an error naming the endpoint.
+        let err = lazy(&fanout(vec![failing(), healthy]), false).await.unwrap_err();
+        assert!(err.to_string().contains("ep0"), "{err}");
+        // An endpoint breaking the sort order is an error, never a silently wrong merge.
+        let unsorted = vec![
+            Ok(SeriesResponse::series(series("b", 0))),
+            Ok(SeriesResponse::series(series("a", 0))),
+        ];
+        let err = lazy(&fanout(vec![unsorted]), true).await.unwrap_err();
+        assert!(err.to_string().contains("out of order"), "{err}");
+    }
 
     #[test]
     fn identical_chunks_are_dropped_and_sorted() {

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
-use futures::{StreamExt, TryStreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use hypnos_model::{Matcher, Timestamp};
 use hypnos_promql::{
     FPoint, HPoint, Queryable, SelectHints, SeriesSet, SeriesStream, StorageError, StorageSeries, keep_samples_read,
@@ -15,7 +15,7 @@ use hypnos_storepb::thanos::{
 };
 
 use crate::dedup::{self, Point, Value};
-use crate::fanout::{Fanout, MergedSeries, strategy};
+use crate::fanout::{Fanout, MergeEvent, MergedSeries, strategy};
 
 /// Per-request choices: the HTTP API's `dedup`, `replicaLabels[]`, `partial_response`,
 /// `storeMatch[]` and `max_source_resolution`.
@@ -206,31 +206,40 @@ impl Queryable for FanoutQueryable {
         hints: &'a SelectHints,
         matchers: &'a [Matcher],
     ) -> BoxFuture<'a, Result<SeriesSet, StorageError>> {
-        Box::pin(async move {
-            let merged = self.fetch(hints, matchers, false).await?;
-            let counter = dedup::is_counter_func(hints.func.as_deref());
-            let mut out = Vec::with_capacity(merged.len());
-            // Consumed one by one so each series' chunks are freed once decoded.
-            for s in merged {
-                if let Some(s) = self.to_storage(s, counter, hints)? {
-                    out.push(Arc::new(s));
-                }
-            }
-            Ok(out)
-        })
+        self.select_stream(hints, matchers).try_collect().boxed()
     }
 
     fn select_stream<'a>(&'a self, hints: &'a SelectHints, matchers: &'a [Matcher]) -> SeriesStream<'a> {
         let counter = dedup::is_counter_func(hints.func.as_deref());
-        futures::stream::once(self.fetch(hints, matchers, false))
-            .map_ok(move |merged| {
-                // Each series is decoded only when the engine asks for it, and its chunks are
-                // freed then: the decoded samples of only one series exist at a time.
-                futures::stream::iter(
-                    merged
-                        .into_iter()
-                        .filter_map(move |s| self.to_storage(s, counter, hints).map(|s| s.map(Arc::new)).transpose()),
-                )
+        let decode = move |s: MergedSeries| self.to_storage(s, counter, hints).map(|s| s.map(Arc::new)).transpose();
+        if self.opts.dedup_active() {
+            // Stripping replica labels can reorder series: merge after buffering them all.
+            // Each series is still decoded only when the engine asks for it.
+            return futures::stream::once(self.fetch(hints, matchers, false))
+                .map_ok(move |merged| futures::stream::iter(merged.into_iter().filter_map(decode)))
+                .try_flatten()
+                .boxed();
+        }
+        let req = self.series_request(hints, matchers, false);
+        let opened = async move {
+            self.fanout
+                .series_stream(req, &self.opts.store_match)
+                .await
+                .map_err(|e| StorageError::Other(e.to_string()))
+        };
+        futures::stream::once(opened)
+            .map_ok(move |merge| {
+                merge.filter_map(move |event| {
+                    let out = match event {
+                        Ok(MergeEvent::Series(s)) => decode(s),
+                        Ok(MergeEvent::Warning(w)) => {
+                            self.add_warnings(vec![w]);
+                            None
+                        }
+                        Err(e) => Some(Err(StorageError::Other(e.to_string()))),
+                    };
+                    futures::future::ready(out)
+                })
             })
             .try_flatten()
             .boxed()

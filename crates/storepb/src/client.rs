@@ -51,7 +51,11 @@ pub fn endpoint(addr: &str) -> Result<Endpoint, ClientError> {
         endpoint: addr.to_string(),
         source,
     })?;
+    // Like grpc-go's BDP estimation: the receive window grows with the connection's
+    // bandwidth-delay product, so a store streaming a large answer is not throttled to one
+    // 64 KiB window per round trip while the querier works through what arrived.
     Ok(ep
+        .http2_adaptive_window(true)
         .tcp_nodelay(true)
         .connect_timeout(CONNECT_TIMEOUT)
         .http2_keep_alive_interval(KEEPALIVE_INTERVAL)

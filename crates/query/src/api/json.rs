@@ -65,14 +65,22 @@ fn special(v: f64) -> Option<&'static str> {
 /// jsoniter's sample value format (`jsonutil.MarshalFloat`), without quotes: `'e'` when
 /// `|v| < 1e-6` or `|v| >= 1e21`, else plain decimal.
 pub fn format_sample_value(v: f64) -> String {
+    let mut out = String::new();
+    write_sample_value(&mut out, v);
+    out
+}
+
+/// [`format_sample_value`] appended to `out`: the common plain-decimal case allocates nothing.
+fn write_sample_value(out: &mut String, v: f64) {
     if let Some(s) = special(v) {
-        return s.to_string();
+        out.push_str(s);
+        return;
     }
     let abs = v.abs();
     if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
-        go_e(v)
+        out.push_str(&go_e(v));
     } else {
-        format!("{v}")
+        let _ = write!(out, "{v}");
     }
 }
 
@@ -136,7 +144,7 @@ pub fn write_string_list(out: &mut String, items: &[String]) {
 
 fn write_quoted_value(out: &mut String, v: f64) {
     out.push('"');
-    out.push_str(&format_sample_value(v));
+    write_sample_value(out, v);
     out.push('"');
 }
 
