@@ -207,7 +207,7 @@ pub(crate) fn xor_read(
 
 /// Samples decoded per batch: the iterator decodes this many in one tight loop (state in
 /// registers, no per-sample Result/Option) and hands them out one by one or as a slice.
-const BATCH: usize = 32;
+const BATCH: usize = 64;
 
 /// Decodes an XOR chunk sample by sample.
 ///
@@ -325,6 +325,14 @@ impl<'a> XorIterator<'a> {
             let index = self.decoded as usize + done;
             let out = &mut self.buf[done..want];
             let ran = if index < 2 {
+                if let Some(next) = first_sample(stream, index, cur) {
+                    cur = next;
+                    if let Some(slot) = self.buf.get_mut(done) {
+                        *slot = (cur.t, f64::from_bits(cur.v));
+                    }
+                    done += 1;
+                    continue;
+                }
                 Ran {
                     count: 0,
                     stop: Stop::Slow,
@@ -499,9 +507,9 @@ struct Stream<'a> {
 impl<'a> Stream<'a> {
     fn new(data: &'a [u8]) -> Self {
         let mut padded = [0u8; 8 + PAD];
-        let last = &data[data.len().saturating_sub(8)..];
-        if let Some(dst) = padded.get_mut(8 - last.len()..8) {
-            dst.copy_from_slice(last);
+        match data.last_chunk::<8>() {
+            Some(last) => padded[..8].copy_from_slice(last),
+            None => padded[8 - data.len()..8].copy_from_slice(data),
         }
         Stream { data, padded }
     }
@@ -675,6 +683,14 @@ fn run<const TAIL: bool>(
             done!();
             continue;
         }
+        // Same timestamp delta, a value in the previous window (aligned scrape timestamps).
+        if w >> 61 == 0b010 && win < (57 - 1 + 1) << 8 {
+            t = t.wrapping_add(t_delta as i64);
+            v ^= (w << 3).wrapping_shr(win) & mask;
+            pos += 1 + (win >> 8) as usize;
+            done!();
+            continue;
+        }
 
         // Timestamp: 0, or 10/110/1110 and a 14/17/20-bit delta of delta (1111: 64 bits, slow).
         // The timestamp is complete before the value, which may go to the slow path.
@@ -722,6 +738,57 @@ fn run<const TAIL: bool>(
 fn wide_field(stream: &Stream<'_>, pos: usize, n: u32) -> Option<u64> {
     (pos + n as usize <= stream.data.len() * 8)
         .then(|| (stream.peek(pos) & (u64::MAX << 32)) | (stream.peek(pos + 32) >> 32))
+}
+
+/// Sample 0 (varint timestamp, raw value) or 1 (uvarint delta, XOR'd value) straight from
+/// the bytes: both start on a byte boundary. None when anything is unusual (a 10-byte varint,
+/// a value wider than one load, the end of the data near), for [`slow_sample`] to decode or
+/// report.
+#[inline(never)]
+fn first_sample(stream: &Stream<'_>, index: usize, mut cur: Cursor) -> Option<Cursor> {
+    let start = cur.pos / 8;
+    let (x, len) = short_uvarint(stream.data.get(start..)?)?;
+    let pos = (start + len) * 8;
+    if index == 0 {
+        let v = stream.data.get(start + len..)?.first_chunk::<8>()?;
+        cur.t = crate::encoding::zigzag_decode(x);
+        cur.v = u64::from_be_bytes(*v);
+        cur.pos = pos + 64;
+        return Some(cur);
+    }
+    cur.t_delta = x;
+    cur.t = cur.t.wrapping_add(x as i64);
+    let w = stream.peek(pos);
+    let n = if (w as i64) >= 0 {
+        1
+    } else if w < 0b11 << 62 {
+        // The window before sample 1 is 0 leading and 0 trailing zeros: 64 bits.
+        return None;
+    } else {
+        let leading = ((w >> 57) & 31) as u32;
+        let sig = ((w >> 51) & 63) as u32;
+        if sig == 0 || leading + sig > 64 || 13 + sig > 57 {
+            return None;
+        }
+        cur.set_window(leading, sig);
+        cur.v ^= ((w << 13) >> leading) & cur.mask;
+        13 + sig as usize
+    };
+    cur.pos = pos + n;
+    (cur.pos <= stream.data.len() * 8).then_some(cur)
+}
+
+/// A uvarint of at most 9 bytes (63 bits: no overflow to check) and its length.
+#[inline(always)]
+fn short_uvarint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut x = 0u64;
+    for (i, &b) in bytes.iter().take(9).enumerate() {
+        x |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            return Some((x, i + 1));
+        }
+    }
+    None
 }
 
 /// Reads fields at a bit position, each checked against the end of the data.
