@@ -544,10 +544,11 @@ impl Evaluator<'_> {
             let mut series = Series::new(s.metric.clone());
             series.drop_name = s.drop_name || !keep_name;
             let mut notes = Notes::default();
+            let mut cursor = super::WindowCursor::default();
             for i in 0..steps {
                 let ts = self.step_ts(i);
                 let (lo, hi) = src.bounds(ts);
-                let w = s.window(lo, hi);
+                let w = cursor.window(s, lo, hi);
                 if w.floats.is_empty() && w.hists.is_empty() {
                     continue;
                 }

@@ -511,6 +511,39 @@ impl SrcSeries {
     }
 }
 
+/// Windows of one series at nondecreasing bounds, found by moving four indices forward
+/// instead of four binary searches per step.
+#[derive(Default)]
+pub(crate) struct WindowCursor {
+    fa: usize,
+    fb: usize,
+    ha: usize,
+    hb: usize,
+}
+
+impl WindowCursor {
+    /// The samples of `s` in `(lo, hi]`; `lo` and `hi` must not decrease between calls.
+    pub fn window<'s>(&mut self, s: &'s SrcSeries, lo: i64, hi: i64) -> Window<'s> {
+        let f = s.floats();
+        let h = s.hists();
+        fn advance<T>(i: &mut usize, points: &[T], bound: i64, t: impl Fn(&T) -> i64) {
+            while points.get(*i).is_some_and(|p| t(p) <= bound) {
+                *i += 1;
+            }
+        }
+        advance(&mut self.fa, f, lo, |p| p.t);
+        advance(&mut self.fb, f, hi, |p| p.t);
+        advance(&mut self.ha, h, lo, |p| p.t);
+        advance(&mut self.hb, h, hi, |p| p.t);
+        Window {
+            floats: &f[self.fa..self.fb.max(self.fa)],
+            hists: &h[self.ha..self.hb.max(self.ha)],
+            range_start: lo,
+            range_end: hi,
+        }
+    }
+}
+
 /// The series of a range-vector argument and how each step maps to a window.
 pub(crate) struct MatrixSource<'a> {
     pub series: Vec<SrcSeries>,
