@@ -744,7 +744,7 @@ fn wide_field(stream: &Stream<'_>, pos: usize, n: u32) -> Option<u64> {
 /// the bytes: both start on a byte boundary. None when anything is unusual (a 10-byte varint,
 /// a value wider than one load, the end of the data near), for [`slow_sample`] to decode or
 /// report.
-#[inline(never)]
+#[inline(always)]
 fn first_sample(stream: &Stream<'_>, index: usize, mut cur: Cursor) -> Option<Cursor> {
     let start = cur.pos / 8;
     let (x, len) = short_uvarint(stream.data.get(start..)?)?;
