@@ -10,7 +10,7 @@ use super::{Ev, Evaluator, StepCursor, StepValue, push_value};
 use crate::error::QueryError;
 use crate::histogram_ops as hops;
 use crate::parser::{AggregateExpr, Expr, LabelModifier, unwrap_parens};
-use crate::value::{Matrix, Series};
+use crate::value::{FPoint, Matrix, Series};
 
 #[derive(Default, Clone)]
 struct Acc {
@@ -111,6 +111,25 @@ impl Evaluator<'_> {
 
     #[allow(clippy::too_many_arguments)]
     fn aggregate_reduce(
+        &mut self,
+        op: &str,
+        input: &Matrix,
+        group_of: &[usize],
+        group_labels: &[Labels],
+        q: &[f64],
+        arg_pos: Option<(usize, usize)>,
+        agg_pos: Option<(usize, usize)>,
+    ) -> Result<Matrix, QueryError> {
+        if let Some(out) = self.reduce_floats_by_series(op, input, group_of, group_labels)? {
+            self.add_samples(out.iter().map(Series::len).sum())?;
+            return Ok(out);
+        }
+        self.reduce_by_step(op, input, group_of, group_labels, q, arg_pos, agg_pos)
+    }
+
+    /// Every aggregation of [`Self::aggregate_reduce`], step by step over all series.
+    #[allow(clippy::too_many_arguments)]
+    fn reduce_by_step(
         &mut self,
         op: &str,
         input: &Matrix,
@@ -346,6 +365,89 @@ impl Evaluator<'_> {
         let out: Matrix = order.into_iter().filter_map(|g| out[g].take()).collect();
         self.add_samples(out.iter().map(Series::len).sum())?;
         Ok(out)
+    }
+
+    /// `sum`, `count`, `min`, `max` and `group` of float-only input, series by series into
+    /// one cell per (group, step): each series' points are read once, in memory order, and a
+    /// cell still sees the series in input order, so the result is the step-by-step one's.
+    /// None when the input holds histograms or the cells would not be small.
+    fn reduce_floats_by_series(
+        &mut self,
+        op: &str,
+        input: &Matrix,
+        group_of: &[usize],
+        group_labels: &[Labels],
+    ) -> Result<Option<Matrix>, QueryError> {
+        const MAX_CELLS: usize = 1 << 22;
+        if !matches!(op, "sum" | "count" | "min" | "max" | "group") || input.iter().any(|s| !s.histograms.is_empty()) {
+            return Ok(None);
+        }
+        let steps = self.num_steps();
+        let Some(cells) = group_labels.len().checked_mul(steps).filter(|&c| c <= MAX_CELLS) else {
+            return Ok(None);
+        };
+        let mut value = vec![0.0f64; cells];
+        let mut comp = vec![0.0f64; if op == "sum" { cells } else { 0 }];
+        let mut count = vec![0.0f64; cells];
+        let (start, interval) = (self.start, self.interval);
+        for (s, &g) in input.iter().zip(group_of) {
+            self.check("query execution")?;
+            let base = g * steps;
+            let mut next_step = 0;
+            for p in &s.floats {
+                // Only points at step times count, each step once (as the step cursors read).
+                let offset = p.t - start;
+                let Ok(step) = usize::try_from(offset / interval) else {
+                    continue;
+                };
+                if offset % interval != 0 || step >= steps || step < next_step {
+                    continue;
+                }
+                next_step = step + 1;
+                let i = base + step;
+                let v = p.v;
+                count[i] += 1.0;
+                if count[i] == 1.0 {
+                    value[i] = if op == "group" { 1.0 } else { v };
+                    continue;
+                }
+                match op {
+                    "sum" => (value[i], comp[i]) = kahan_inc(v, value[i], comp[i]),
+                    "max" if value[i] < v || value[i].is_nan() => value[i] = v,
+                    "min" if value[i] > v || value[i].is_nan() => value[i] = v,
+                    _ => {}
+                }
+            }
+        }
+        // Groups in the order the step-by-step loop creates them: by first step, then index.
+        let first_step = |g: usize| count[g * steps..(g + 1) * steps].iter().position(|&n| n > 0.0);
+        let mut order: Vec<(usize, usize)> = (0..group_labels.len())
+            .filter_map(|g| first_step(g).map(|st| (st, g)))
+            .collect();
+        order.sort_unstable();
+        let out = order
+            .into_iter()
+            .map(|(_, g)| {
+                let mut series = Series::new(group_labels[g].clone());
+                for step in 0..steps {
+                    let i = g * steps + step;
+                    if count[i] == 0.0 {
+                        continue;
+                    }
+                    let v = match op {
+                        "sum" => value[i] + comp[i],
+                        "count" => count[i],
+                        _ => value[i],
+                    };
+                    series.floats.push(FPoint {
+                        t: self.step_ts(step),
+                        v,
+                    });
+                }
+                series
+            })
+            .collect();
+        Ok(Some(out))
     }
 
     fn aggregate_select(
@@ -589,6 +691,65 @@ mod tests {
         let mut ids: Vec<usize> = select_k(members, k, top).into_iter().map(|(i, _)| i).collect();
         ids.sort_unstable();
         ids
+    }
+
+    #[test]
+    fn series_by_series_reduction_equals_step_by_step() {
+        let guard = super::super::Guard {
+            max_samples: usize::MAX,
+            deadline: None,
+            cancel: None,
+        };
+        let data = HashMap::new();
+        let mut ev = Evaluator::new(&data, "", 1_000, 61_000, 10_000, 300_000, 60_000, &guard);
+        // Values that exercise Kahan compensation, NaN replacement and infinities; series
+        // with gaps, points off the step grid and a repeated timestamp.
+        let values = [
+            1e16,
+            1.0,
+            -1e16,
+            f64::NAN,
+            3.5,
+            f64::INFINITY,
+            -2.0,
+            0.1,
+            0.2,
+            f64::NEG_INFINITY,
+        ];
+        let mut input = Matrix::new();
+        for i in 0..12usize {
+            let mut s = Series::new(Labels::from_pairs([("i", i.to_string())]));
+            for step in 0..7usize {
+                if (i + step) % 4 == 3 {
+                    continue;
+                }
+                let t = 1_000 + step as i64 * 10_000;
+                s.floats.push(FPoint {
+                    t,
+                    v: values[(i * 7 + step * 3) % values.len()],
+                });
+                if i == 5 && step == 2 {
+                    s.floats.push(FPoint { t, v: 42.0 });
+                }
+                if i == 7 {
+                    s.floats.push(FPoint { t: t + 5, v: 9.0 });
+                }
+            }
+            input.push(s);
+        }
+        let group_labels: Vec<Labels> = (0..3).map(|g| Labels::from_pairs([("g", g.to_string())])).collect();
+        // Group 2 first appears later than group 1 would, to check the output order.
+        let group_of: Vec<usize> = (0..12).map(|i| [1, 0, 2, 1][i % 4]).collect();
+        for op in ["sum", "count", "min", "max", "group"] {
+            let fast = ev
+                .reduce_floats_by_series(op, &input, &group_of, &group_labels)
+                .unwrap()
+                .unwrap();
+            let slow = ev
+                .reduce_by_step(op, &input, &group_of, &group_labels, &[], None, None)
+                .unwrap();
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{op}");
+        }
     }
 
     #[test]
