@@ -61,6 +61,28 @@ fn xor(c: &mut Criterion) {
             }
         })
     });
+    // Exact 15 s steps and one constant value: 2 bits per sample, every branch predictable.
+    let mut a = XorAppender::new();
+    for i in 0..120 {
+        a.append(1_700_000_000_000 + i * 15_000, 42.0);
+    }
+    let regular = a.into_bytes();
+    g.bench_function("decode_120_regular_batch", |b| {
+        b.iter(|| {
+            let mut it = XorIterator::new(black_box(&regular)).unwrap();
+            let mut n = 0;
+            loop {
+                let batch = it.next_batch().unwrap();
+                if batch.is_empty() {
+                    return n;
+                }
+                for s in batch {
+                    black_box(s);
+                }
+                n += batch.len();
+            }
+        })
+    });
     g.bench_function("encode_120", |b| {
         b.iter(|| {
             let mut a = XorAppender::new();

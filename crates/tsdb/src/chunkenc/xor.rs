@@ -211,13 +211,16 @@ const BATCH: usize = 64;
 
 /// Decodes an XOR chunk sample by sample.
 ///
-/// Samples are decoded in batches of [`BATCH`] by [`XorIterator::decode_batch`]. Its loop
-/// ([`run`]) keeps the next bits of the stream in a 64-bit register and takes fields from it
-/// with constant shifts; the branch-free refill at the top of each sample loads from an
-/// address known a sample ahead, so memory latency stays off the chain from one sample's
-/// length to the next. Samples that do not fit the register (64-bit timestamp deltas, value
-/// windows of more than ~40 bits), the first two samples and damaged data go through
-/// [`slow_sample`], which reads field by field.
+/// Samples are decoded [`BATCH`] at a time by [`XorIterator::decode_batch`] into `buf`, and
+/// handed out one by one ([`XorIterator::next_sample`]) or as a slice
+/// ([`XorIterator::next_batch`]). The loop that decodes them ([`run`]) keeps its whole state
+/// in registers and reads each sample from one 8-byte load at its bit position. The usual
+/// samples of scraped series (timestamp delta of delta 0 or within 14 bits, value unchanged
+/// or in the previous XOR window) are recognised with one test of the word's top bits and
+/// decoded with constant shifts, so their branches predict well and the position of the next
+/// sample depends on no load. Other samples take per-bucket branches in the same loop; the
+/// first two samples, 64-bit deltas of delta and damaged data go through [`slow_sample`],
+/// which reads field by field.
 #[derive(Clone, Debug)]
 pub struct XorIterator<'a> {
     /// Chunk data after the 2-byte sample count.
@@ -852,9 +855,10 @@ impl FieldReader<'_, '_> {
     }
 }
 
-/// Decodes one sample field by field: sample 0 (varint timestamp, raw value), sample 1
-/// (uvarint delta, XOR'd value), or a later sample that [`run`] leaves (64-bit delta of delta,
-/// wide value, damaged data), or only its value (`value_only`: [`run`] did the timestamp).
+/// Decodes one sample field by field: sample 0 (varint timestamp, raw value) or 1 (uvarint
+/// delta, XOR'd value) when [`first_sample`] declines, a later sample that [`run`] leaves
+/// (64-bit delta of delta), or only its value (`value_only`: [`run`] did the timestamp and
+/// found a window past bit 0, which this reports).
 /// Returns the state after it, its reader at the next sample.
 #[cold]
 #[inline(never)]
