@@ -5,6 +5,7 @@
 //!   time partition, consistency delay, compacted duplicates), as Thanos's meta fetcher.
 //! - [`indexheader`]: Thanos's binary index-header, built in `--data-dir` from ranged reads.
 //! - [`block`]: one block: postings, series and chunks read by range, with [`cache`].
+//! - [`select`]: the `Series` selection, a merge of per-block cursors in label order.
 //! - [`store`]: the set of blocks, its sync, and the StoreAPI (`Series`, `LabelNames`,
 //!   `LabelValues`, `Info`).
 //! - [`tools`]: `hypnos tools bucket ls|inspect|verify`.
@@ -20,6 +21,7 @@ pub mod error;
 pub mod fetcher;
 pub mod indexheader;
 pub mod metrics;
+pub mod select;
 pub mod store;
 pub mod timeutil;
 pub mod tools;

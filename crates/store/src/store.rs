@@ -1,22 +1,20 @@
 //! The bucket store: the set of loaded blocks, kept in step with the bucket by [`BucketStore::sync`],
 //! and the StoreAPI over them.
 //!
-//! A `Series` call runs in two phases. Selection: for every block overlapping the time range
-//! whose external labels pass the matchers (several blocks at a time), postings are
-//! intersected and series entries read; each block's series are merged as the block completes
-//! into one entry per distinct label set (external labels added, replica labels removed),
-//! matched by a hash of the borrowed labels, then sorted, so output is sorted and a series
-//! spread over several blocks is sent once. Streaming: series are sent in that order in
-//! batches, each batch's chunks read with coalesced ranged reads (blocks concurrently), so
-//! memory holds chunk data of one batch only.
+//! A `Series` call opens one cursor per block overlapping the time range whose external
+//! labels pass the matchers (several blocks at a time): postings intersected, then series
+//! entries read a window at a time (see [`crate::select`]). The cursors are merged in label
+//! order (external labels added, replica labels removed), so output is sorted and a series
+//! spread over several blocks is sent once. Series are sent in batches, each batch's chunks
+//! read with coalesced ranged reads (blocks concurrently), so memory holds a window of series
+//! per block and chunk data of one batch only.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use futures::StreamExt;
-use hypnos_model::{Label, Labels, Matcher};
+use hypnos_model::{Labels, Matcher};
 use hypnos_objstore::{Bucket, BucketError};
 use hypnos_storepb::chunk::raw_aggr_chunk;
 use hypnos_storepb::convert::{label_set_to_proto, labels_to_proto, matchers_from_proto};
@@ -27,7 +25,7 @@ use hypnos_storepb::thanos::{
     SeriesRequest, SeriesResponse,
 };
 use hypnos_storepb::{SeriesStream, StoreApi, component};
-use hypnos_tsdb::{BlockMeta, ChunkMeta, ChunkRef};
+use hypnos_tsdb::{BlockMeta, ChunkRef};
 use tonic::Status;
 
 use crate::block::{BucketBlock, FetchedChunk, RawSeries};
@@ -35,6 +33,7 @@ use crate::cache::IndexCache;
 use crate::error::BlockError;
 use crate::fetcher::{FetcherConfig, MetaFetcher, state};
 use crate::metrics::Metrics;
+use crate::select::{Cursor, CursorFailure, Merge, SelectParams};
 use crate::timeutil::{TimeOrDuration, now_millis};
 
 /// Series references resolved per read of the series section.
@@ -70,9 +69,6 @@ type BlockMatches = (
     Option<Vec<Matcher>>,
     Option<Result<Vec<RawSeries>, BlockError>>,
 );
-
-/// Where a chunk of a selected series lives.
-type ChunkSource = (usize, ChunkMeta);
 
 impl BucketStore {
     pub fn new(bucket: Arc<dyn Bucket>, cfg: StoreConfig) -> Self {
@@ -249,30 +245,6 @@ impl BucketStore {
         self.blocks().into_iter().filter(|b| b.overlaps(mint, maxt)).collect()
     }
 
-    /// Series of one block matching `matchers` with chunks in `[mint, maxt]`.
-    async fn select_block(
-        &self,
-        block: &BucketBlock,
-        matchers: &[Matcher],
-        mint: i64,
-        maxt: i64,
-    ) -> Result<Vec<RawSeries>, BlockError> {
-        let Some(ms) = block.index_matchers(matchers) else {
-            return Ok(Vec::new());
-        };
-        let refs = block.postings_for_matchers(&ms).await?;
-        let mut out = Vec::new();
-        for batch in refs.chunks(SERIES_BATCH) {
-            for mut s in block.raw_series(batch).await? {
-                s.chunks.retain(|c| c.overlaps(mint, maxt));
-                if !s.chunks.is_empty() {
-                    out.push(s);
-                }
-            }
-        }
-        Ok(out)
-    }
-
     async fn series_impl(self: Arc<Self>, req: SeriesRequest) -> Result<SeriesStream, Status> {
         self.metrics.series_requests.inc();
         let matchers = matchers_from_proto(&req.matchers)?;
@@ -281,55 +253,56 @@ impl BucketStore {
         }
         let abort =
             req.partial_response_disabled || req.partial_response_strategy == PartialResponseStrategy::Abort as i32;
-        let (mint, maxt) = (req.min_time, req.max_time);
-        let blocks = self.blocks_in(mint, maxt);
-        let without: Vec<&str> = req.without_replica_labels.iter().map(String::as_str).collect();
-        let shard = ShardMatcher::new(req.shard_info.as_ref());
+        let blocks = self.blocks_in(req.min_time, req.max_time);
+        let params = SelectParams {
+            mint: req.min_time,
+            maxt: req.max_time,
+            without: req.without_replica_labels.clone(),
+            shard: ShardMatcher::new(req.shard_info.as_ref()),
+        };
 
-        // Each block's selection is merged as soon as it arrives, so that memory holds one
-        // entry per distinct series (plus the blocks in flight), not every block's copy.
-        let mut per_block = futures::stream::iter(blocks.iter().cloned().enumerate())
-            .map(|(bi, b)| {
-                let (store, matchers) = (self.clone(), matchers.clone());
-                async move { (bi, store.select_block(&b, &matchers, mint, maxt).await) }
+        // Postings and the first window of series of every block, several blocks at a time,
+        // so that most failures are known before the stream starts.
+        let mut opened = futures::stream::iter(blocks.iter().cloned().enumerate())
+            .map(|(bi, block)| {
+                let (matchers, params) = (&matchers, &params);
+                async move {
+                    let Some(ms) = block.index_matchers(matchers) else {
+                        return (bi, Ok(None));
+                    };
+                    let open = async {
+                        let refs = block.postings_for_matchers(&ms).await?;
+                        let mut cursor = Cursor::new(bi, block.clone(), refs, params);
+                        cursor.fill(params).await?;
+                        Ok::<_, BlockError>(Some(cursor))
+                    };
+                    (bi, open.await)
+                }
             })
             .buffer_unordered(BLOCK_QUERY_CONCURRENCY);
-        let mut selected = Selection::default();
+        let mut cursors = Vec::with_capacity(blocks.len());
         let mut warnings = Vec::new();
-        let mut view = Vec::new();
-        while let Some((bi, result)) = per_block.next().await {
+        while let Some((bi, result)) = opened.next().await {
             match result {
-                Ok(series) => {
-                    let block = &blocks[bi];
-                    for s in series {
-                        block.label_view(&s, true, &without, &mut view);
-                        // As Thanos: shards are assigned on the labels without the replica
-                        // labels, so that replicas of a series land in the same shard.
-                        if shard.is_sharded() && !shard.matches(&labels_of_view(&view)) {
-                            continue;
-                        }
-                        selected.add(&view, s.chunks.into_iter().map(|c| (bi, c)));
-                    }
-                }
+                Ok(Some(cursor)) => cursors.push(cursor),
+                Ok(None) => {}
                 Err(e) => warnings.push(self.block_failure(&blocks[bi], &e, abort)?),
             }
         }
-        let mut entries = selected.entries;
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        drop(per_block);
-        if req.limit > 0 {
-            entries.truncate(usize::try_from(req.limit).unwrap_or(usize::MAX));
-        }
-        for (_, sources) in &mut entries {
-            sources.sort_by_key(|(bi, c)| (c.min_time, c.max_time, *bi));
-            sources.shrink_to_fit();
-        }
+        drop(opened);
+        cursors.sort_unstable_by_key(|c| c.bi);
+        let limit = if req.limit > 0 {
+            usize::try_from(req.limit).unwrap_or(usize::MAX)
+        } else {
+            usize::MAX
+        };
+        let merge = Merge::new(cursors, params, limit);
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<SeriesResponse, Status>>(4);
         let store = self.clone();
         let skip_chunks = req.skip_chunks;
         tokio::spawn(async move {
             store
-                .stream_series(blocks, entries, skip_chunks, abort, warnings, tx)
+                .stream_series(blocks, merge, skip_chunks, abort, warnings, tx)
                 .await;
         });
         Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
@@ -338,18 +311,28 @@ impl BucketStore {
     async fn stream_series(
         &self,
         blocks: Vec<Arc<BucketBlock>>,
-        entries: Vec<(Labels, Vec<ChunkSource>)>,
+        mut merge: Merge,
         skip_chunks: bool,
         abort: bool,
         mut warnings: Vec<String>,
         tx: tokio::sync::mpsc::Sender<Result<SeriesResponse, Status>>,
     ) {
         let mut failed_blocks: HashSet<usize> = HashSet::new();
-        let mut entries = entries.into_iter();
+        let mut failures = Vec::new();
         loop {
-            // Each batch is taken out of `entries` so that its labels and chunk metas are freed
-            // once sent.
-            let batch: Vec<(Labels, Vec<ChunkSource>)> = entries.by_ref().take(STREAM_BATCH).collect();
+            // Each batch is merged from the blocks' cursors when the previous one is sent, so
+            // that memory holds one batch of labels, chunk metas and chunks.
+            let batch = merge.next_batch(STREAM_BATCH, &mut failures).await;
+            for CursorFailure { bi, error } in failures.drain(..) {
+                failed_blocks.insert(bi);
+                match self.block_failure(&blocks[bi], &error, abort) {
+                    Ok(w) => warnings.push(w),
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                }
+            }
             if batch.is_empty() {
                 break;
             }
@@ -629,74 +612,6 @@ impl BucketStore {
     }
 }
 
-/// Series selected across blocks: one entry per distinct label set, found through a hash of
-/// the labels, so that a series already seen in another block is matched from its borrowed
-/// labels without allocating.
-#[derive(Default)]
-struct Selection {
-    entries: Vec<(Labels, Vec<ChunkSource>)>,
-    /// Entry index of the next entry with the same hash, or `NO_ENTRY`.
-    next: Vec<u32>,
-    heads: HashMap<u64, u32, BuildHasherDefault<HashIsKey>>,
-    scratch: Vec<u8>,
-}
-
-const NO_ENTRY: u32 = u32::MAX;
-
-impl Selection {
-    fn add(&mut self, view: &[(&str, &str)], sources: impl Iterator<Item = ChunkSource>) {
-        self.scratch.clear();
-        for (n, v) in view {
-            self.scratch.extend_from_slice(n.as_bytes());
-            self.scratch.push(0xff);
-            self.scratch.extend_from_slice(v.as_bytes());
-            self.scratch.push(0xff);
-        }
-        let hash = xxhash_rust::xxh64::xxh64(&self.scratch, 0);
-        let mut at = self.heads.get(&hash).copied().unwrap_or(NO_ENTRY);
-        while let Some((labels, existing)) = self.entries.get_mut(at as usize) {
-            if labels
-                .iter()
-                .map(|l| (l.name.as_str(), l.value.as_str()))
-                .eq(view.iter().copied())
-            {
-                existing.extend(sources);
-                return;
-            }
-            at = self.next.get(at as usize).copied().unwrap_or(NO_ENTRY);
-        }
-        let Ok(index) = u32::try_from(self.entries.len()) else {
-            return; // more than 4 billion series: unreachable within any message size limit
-        };
-        self.entries.push((labels_of_view(view), sources.collect()));
-        self.next.push(self.heads.insert(hash, index).unwrap_or(NO_ENTRY));
-    }
-}
-
-/// A hasher for keys that are hashes already.
-#[derive(Default)]
-struct HashIsKey(u64);
-
-impl Hasher for HashIsKey {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-fn labels_of_view(view: &[(&str, &str)]) -> Labels {
-    Labels::from_sorted_unchecked(view.iter().map(|&(n, v)| Label::new(n, v)).collect())
-}
-
 /// The StoreAPI face of a [`BucketStore`].
 #[derive(Debug, Clone)]
 pub struct StoreService(pub Arc<BucketStore>);
@@ -733,47 +648,5 @@ impl StoreConfig {
             block_sync_concurrency: 20,
             index_cache_bytes: 250 << 20,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use hypnos_tsdb::ChunkMeta;
-
-    fn chunk(t: i64) -> ChunkMeta {
-        ChunkMeta {
-            min_time: t,
-            max_time: t,
-            chunk_ref: ChunkRef(t as u64),
-        }
-    }
-
-    #[test]
-    fn selection_merges_equal_label_sets_only() {
-        let mut s = Selection::default();
-        s.add(&[("a", "1"), ("b", "2")], [(0, chunk(1))].into_iter());
-        s.add(&[("a", "1")], [(0, chunk(2))].into_iter());
-        s.add(&[("a", "1"), ("b", "2")], [(1, chunk(3))].into_iter());
-        s.add(&[("a", "12")], [(1, chunk(4))].into_iter());
-        // A value with a character that is not a separator byte in UTF-8.
-        s.add(&[("a", "1\u{ff}")], [(1, chunk(5))].into_iter());
-        assert_eq!(s.entries.len(), 4);
-        let first = &s.entries[0];
-        assert_eq!(first.0, Labels::from_pairs([("a", "1"), ("b", "2")]));
-        assert_eq!(first.1.len(), 2);
-    }
-
-    #[test]
-    fn selection_walks_hash_chains() {
-        let mut s = Selection::default();
-        s.add(&[("x", "1")], [(0, chunk(1))].into_iter());
-        // Force a second entry into the same chain, as a hash collision would.
-        s.entries.push((Labels::from_pairs([("y", "1")]), Vec::new()));
-        let hash = *s.heads.keys().next().unwrap();
-        s.next.push(s.heads.insert(hash, 1).unwrap());
-        s.add(&[("x", "1")], [(0, chunk(2))].into_iter());
-        assert_eq!(s.entries.len(), 2);
-        assert_eq!(s.entries[0].1.len(), 2);
     }
 }

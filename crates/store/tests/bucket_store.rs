@@ -535,3 +535,86 @@ async fn label_apis_with_matchers() {
         vec!["down", "up"]
     );
 }
+
+/// Writes a block with the given series (one sample each at `start`).
+fn write_series_block(dir: &Path, ext: &[(&str, &str)], start: i64, series: &[&[(&str, &str)]]) {
+    let thanos = ThanosMeta {
+        labels: ext.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        source: "test".into(),
+        ..Default::default()
+    };
+    let mut w = BlockWriter::new(BlockWriterOptions {
+        thanos: Some(thanos),
+        ..Default::default()
+    });
+    for (i, pairs) in series.iter().enumerate() {
+        let labels = Labels::from_pairs(pairs.iter().copied());
+        w.append(&labels, start, &SampleValue::Float(i as f64)).unwrap();
+    }
+    w.flush_with_range(dir, start, start + 2 * HOUR).unwrap();
+}
+
+/// External labels inserted between a series' labels, and replica labels that are series
+/// labels, change the order of a block's series: the answer is still sorted, each series once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_stay_sorted_when_labels_are_inserted_or_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket_dir = tmp.path().join("bucket");
+    std::fs::create_dir_all(&bucket_dir).unwrap();
+    let t0 = 1_700_000_000_000 - 1_700_000_000_000 % (2 * HOUR);
+    // In index order {a=1} < {a=1,b=2} < {a=1,b=2,z=9} < {a=2}; with c=x inserted the
+    // extensions of {a=1} sort before it.
+    let all: [&[(&str, &str)]; 5] = [
+        &[("__name__", "m"), ("a", "1")],
+        &[("__name__", "m"), ("a", "1"), ("b", "2")],
+        &[("__name__", "m"), ("a", "1"), ("b", "2"), ("z", "9")],
+        &[("__name__", "m"), ("a", "2")],
+        &[("__name__", "m"), ("a", "2"), ("r", "0")],
+    ];
+    write_series_block(&bucket_dir, &[("c", "x")], t0, &all);
+    write_series_block(&bucket_dir, &[("c", "x")], t0 + 2 * HOUR, &all[1..]);
+    let store = open_store(&bucket_dir, &tmp.path().join("data")).await;
+    let api = StoreService(store);
+    let req = |without: &[&str]| SeriesRequest {
+        min_time: i64::MIN,
+        max_time: i64::MAX,
+        matchers: vec![matcher("__name__", 0, "m")],
+        without_replica_labels: without.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let names = |ans: &Answer| -> Vec<String> {
+        ans.series
+            .iter()
+            .map(|(l, _)| l.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(","))
+            .collect()
+    };
+
+    let ans = series(&api, req(&[])).await;
+    assert_eq!(
+        names(&ans),
+        [
+            "__name__=m,a=1,b=2,c=x",
+            "__name__=m,a=1,b=2,c=x,z=9",
+            "__name__=m,a=1,c=x",
+            "__name__=m,a=2,c=x",
+            "__name__=m,a=2,c=x,r=0",
+        ]
+    );
+    // Series in both blocks have a chunk from each.
+    assert_eq!(ans.chunk_counts, [2, 2, 1, 2, 2]);
+
+    // `r` is a series label: removing it makes {a=2} and {a=2,r=0} one series.
+    let ans = series(&api, req(&["r", "c"])).await;
+    assert_eq!(
+        names(&ans),
+        [
+            "__name__=m,a=1",
+            "__name__=m,a=1,b=2",
+            "__name__=m,a=1,b=2,z=9",
+            "__name__=m,a=2"
+        ]
+    );
+    assert_eq!(ans.chunk_counts, [1, 2, 2, 4]);
+    let samples: Vec<usize> = ans.series.iter().map(|(_, s)| s.len()).collect();
+    assert_eq!(samples, [1, 2, 2, 4]);
+}
