@@ -211,15 +211,15 @@ const BATCH: usize = 64;
 
 /// Decodes an XOR chunk sample by sample.
 ///
-/// Samples are decoded [`BATCH`] at a time by [`XorIterator::decode_batch`] into `buf`, and
+/// Samples are decoded [`XorIterator::BATCH`] at a time (`decode_batch`) into `buf`, and
 /// handed out one by one ([`XorIterator::next_sample`]) or as a slice
-/// ([`XorIterator::next_batch`]). The loop that decodes them ([`run`]) keeps its whole state
+/// ([`XorIterator::next_batch`]). The loop that decodes them (`run`) keeps its whole state
 /// in registers and reads each sample from one 8-byte load at its bit position. The usual
 /// samples of scraped series (timestamp delta of delta 0 or within 14 bits, value unchanged
 /// or in the previous XOR window) are recognised with one test of the word's top bits and
 /// decoded with constant shifts, so their branches predict well and the position of the next
 /// sample depends on no load. Other samples take per-bucket branches in the same loop; the
-/// first two samples, 64-bit deltas of delta and damaged data go through [`slow_sample`],
+/// first two samples, 64-bit deltas of delta and damaged data go through `slow_sample`,
 /// which reads field by field.
 #[derive(Clone, Debug)]
 pub struct XorIterator<'a> {
