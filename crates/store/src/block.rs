@@ -315,12 +315,7 @@ impl BucketBlock {
             }
             Ok(off)
         };
-        let mut raw: Vec<Option<EntryBytes>> = self
-            .cache
-            .get_many_series(self.id, refs)
-            .into_iter()
-            .map(|c| c.map(EntryBytes::Cached))
-            .collect();
+        let mut raw: Vec<Option<Bytes>> = self.cache.get_many_series(self.id, refs);
         let missing: Vec<usize> = (0..raw.len()).filter(|&i| raw[i].is_none()).collect();
         if !missing.is_empty() {
             let mut ranges = Vec::with_capacity(missing.len());
@@ -349,7 +344,7 @@ impl BucketBlock {
                 }
                 let entry = b.slice(..(total as usize).min(b.len()));
                 to_cache.push((refs[i], entry.clone()));
-                raw[i] = Some(EntryBytes::Read(entry));
+                raw[i] = Some(entry);
             }
             self.cache.put_many_series(self.id, &to_cache);
         }
@@ -357,7 +352,7 @@ impl BucketBlock {
         let mut out = Vec::with_capacity(refs.len());
         for (&r, b) in refs.iter().zip(raw) {
             let off = offset_of(r)?;
-            let b = b.as_ref().map_or(&[][..], EntryBytes::as_slice);
+            let b = b.as_deref().unwrap_or_default();
             let entry = parse_series_entry(b, off).map_err(|e| BlockError::from_tsdb(&self.index_key, e))?;
             let corrupt = |reason: String| BlockError::Corrupt {
                 file: self.index_key.clone(),
@@ -504,21 +499,6 @@ impl Default for FetchedChunk {
         FetchedChunk {
             encoding: 0,
             data: Bytes::new(),
-        }
-    }
-}
-
-/// A series entry's bytes: from the cache, or a slice of a read.
-enum EntryBytes {
-    Cached(Arc<[u8]>),
-    Read(Bytes),
-}
-
-impl EntryBytes {
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            EntryBytes::Cached(b) => b,
-            EntryBytes::Read(b) => b,
         }
     }
 }
