@@ -554,6 +554,7 @@ fn collect_selectors<'e>(
                 range,
                 func: ctx.func.map(str::to_string),
                 eval_first,
+                histogram_stats: ctx.stats,
                 ..Default::default()
             },
             per_series,

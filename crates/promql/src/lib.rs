@@ -26,4 +26,4 @@ pub use error::{ErrorType, QueryError};
 pub use storage::{
     MemStorage, Queryable, SelectHints, SeriesSet, SeriesStream, StorageError, StorageSeries, keep_samples_read,
 };
-pub use value::{FPoint, HPoint, Matrix, Sample, Series, Value, Vector};
+pub use value::{FPoint, HPoint, Matrix, Sample, Series, Timed, Value, Vector};

@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use hypnos_model::{CounterResetHint, FloatHistogram, Labels, Matcher, Timestamp, is_stale_nan, stale_nan};
 
-use crate::value::{FPoint, HPoint};
+use crate::value::{FPoint, HPoint, Timed};
 
 /// What the engine will do with the selected data; storage may use it to prune, and may
 /// return more than asked (the engine clips to the time range itself).
@@ -32,6 +32,10 @@ pub struct SelectHints {
     /// `(t - range, t]` (range selector), so storage may drop the other float samples (see
     /// [`keep_samples_read`]).
     pub eval_first: Option<Timestamp>,
+    /// The selector is read by `histogram_count`, `histogram_sum` or `histogram_avg`, which
+    /// look at every histogram sample to detect counter resets: storage must not drop
+    /// histogram samples even with `eval_first`.
+    pub histogram_stats: bool,
 }
 
 /// Keeps, of float samples sorted by time, only those a selector evaluated at `first + k *
@@ -39,7 +43,7 @@ pub struct SelectHints {
 /// selector (`range` 0) the newest sample at or before each time, for a range selector the
 /// samples within `range` before a time. A range query with a 5 m step over 15 s scrapes keeps
 /// 1 sample in 20 of an instant selector and 4 in 20 of a `[1m]` range.
-pub fn keep_samples_read(points: &mut Vec<FPoint>, first: Timestamp, step: i64, last: Timestamp, range: i64) {
+pub fn keep_samples_read<P: Timed>(points: &mut Vec<P>, first: Timestamp, step: i64, last: Timestamp, range: i64) {
     let grid = EvalGrid { first, step, last };
     if range > 0 && step > 0 && range >= step {
         // Windows at least a step wide cover every sample from the first window's start to
@@ -49,8 +53,8 @@ pub fn keep_samples_read(points: &mut Vec<FPoint>, first: Timestamp, step: i64, 
             return;
         };
         let from = first.saturating_sub(range);
-        let a = points.partition_point(|p| p.t < from);
-        let b = points.partition_point(|p| p.t <= last_eval);
+        let a = points.partition_point(|p| p.time() < from);
+        let b = points.partition_point(|p| p.time() <= last_eval);
         points.truncate(b.max(a));
         points.drain(..a);
         return;
@@ -59,7 +63,7 @@ pub fn keep_samples_read(points: &mut Vec<FPoint>, first: Timestamp, step: i64, 
     let mut next_slot = Slot::default();
     let mut kept = 0;
     for i in 0..points.len() {
-        let t = points[i].t;
+        let t = points[i].time();
         if !slot.holds(t) {
             slot = grid.slot(t);
         }
@@ -68,14 +72,14 @@ pub fn keep_samples_read(points: &mut Vec<FPoint>, first: Timestamp, step: i64, 
             eval_t <= t.saturating_add(range)
         } else {
             points.get(i + 1).is_none_or(|next| {
-                if !next_slot.holds(next.t) {
-                    next_slot = grid.slot(next.t);
+                if !next_slot.holds(next.time()) {
+                    next_slot = grid.slot(next.time());
                 }
                 next_slot.eval_t != Some(eval_t)
             })
         };
         if keep {
-            points[kept] = points[i];
+            points.swap(kept, i);
             kept += 1;
         }
     }

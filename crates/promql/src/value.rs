@@ -19,6 +19,23 @@ pub struct HPoint {
     pub h: Arc<FloatHistogram>,
 }
 
+/// A sample of either kind, for code that only looks at time.
+pub trait Timed {
+    fn time(&self) -> Timestamp;
+}
+
+impl Timed for FPoint {
+    fn time(&self) -> Timestamp {
+        self.t
+    }
+}
+
+impl Timed for HPoint {
+    fn time(&self) -> Timestamp {
+        self.t
+    }
+}
+
 /// One element of an instant vector: a float or a histogram at one time.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures::executor::block_on;
 use futures::future::BoxFuture;
-use hypnos_model::{Labels, Matcher, Timestamp, stale_nan};
+use hypnos_model::{FloatHistogram, Labels, Matcher, Span, Timestamp, stale_nan};
 use hypnos_promql::{
     Engine, MemStorage, Queryable, SelectHints, SeriesSet, StorageError, StorageSeries, keep_samples_read,
 };
@@ -29,10 +29,14 @@ impl Queryable for Thinning<'_> {
                 .map(|s| {
                     let mut floats = s.floats.clone();
                     keep_samples_read(&mut floats, first, hints.step, hints.end, hints.range);
+                    let mut histograms = s.histograms.clone();
+                    if !hints.histogram_stats {
+                        keep_samples_read(&mut histograms, first, hints.step, hints.end, hints.range);
+                    }
                     Arc::new(StorageSeries {
                         labels: s.labels.clone(),
                         floats,
-                        histograms: s.histograms.clone(),
+                        histograms,
                     })
                 })
                 .collect())
@@ -93,7 +97,40 @@ fn storage() -> MemStorage {
             t += 10_000 + rng.below(10_000);
         }
     }
+    // Native histogram series: counters with resets, a gap, staleness markers, and one series
+    // that switches between floats and histograms.
+    for i in 0..4 {
+        let l = Labels::from_pairs([("__name__", "h".to_string()), ("i", i.to_string())]);
+        let mut t = rng.below(15_000);
+        let mut count = 0.0;
+        while t < 4 * 3_600_000 {
+            match rng.below(100) {
+                0..=1 => t += 900_000,
+                2 => s.add_float(&l, t, stale_nan()),
+                3 => count = 0.0,
+                4..=6 if i == 3 => s.add_float(&l, t, count),
+                _ => {
+                    count += rng.below(5) as f64;
+                    s.add_histogram(&l, t, histogram(count));
+                }
+            }
+            t += 10_000 + rng.below(10_000);
+        }
+    }
     s
+}
+
+fn histogram(count: f64) -> FloatHistogram {
+    FloatHistogram {
+        schema: 0,
+        zero_threshold: 0.001,
+        zero_count: 0.0,
+        count,
+        sum: count * 0.5,
+        positive_spans: vec![Span::new(0, 2)],
+        positive_buckets: vec![count / 2.0, count / 2.0],
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -117,6 +154,16 @@ fn thinned_series_answer_like_all_samples() {
         "max_over_time(m[2m] offset 90s)",
         "changes(m[7m])",
         "last_over_time(m[1m]) - m",
+        "h",
+        "sum(h)",
+        "histogram_count(h)",
+        "histogram_sum(h offset 1m)",
+        "histogram_avg(h)",
+        "histogram_quantile(0.9, h)",
+        "rate(h[5m])",
+        "histogram_count(rate(h[2m]))",
+        "count_over_time(h[1m])",
+        "resets(h[10m])",
     ];
     let ranges = [
         (0, 14_400_000, 300_000),

@@ -163,13 +163,18 @@ impl FanoutQueryable {
                 return Ok(None);
             }
             // A selector on the step grid reads only part of the samples: an instant selector
-            // with a 5 m step over 15 s scrapes 1 in 20. (Histogram series stay whole:
-            // histogram_count and friends detect counter resets sample by sample.)
-            if let Some(first) = hints.eval_first
-                && histograms.is_empty()
-            {
+            // with a 5 m step over 15 s scrapes 1 in 20. Each kind is thinned on its own: the
+            // newest sample before a step is the newer of the newest of each kind. (Not the
+            // histograms that histogram_count and friends read: they detect counter resets
+            // sample by sample.)
+            let mut histograms = histograms;
+            if let Some(first) = hints.eval_first {
                 keep_samples_read(&mut floats, first, hints.step, hints.end, hints.range);
                 floats.shrink_to_fit();
+                if !hints.histogram_stats {
+                    keep_samples_read(&mut histograms, first, hints.step, hints.end, hints.range);
+                    histograms.shrink_to_fit();
+                }
             }
             return Ok(Some(StorageSeries {
                 labels: s.labels,
