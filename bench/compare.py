@@ -399,6 +399,9 @@ class System:
     extra_params: dict = field(default_factory=dict)
     startup_s: float = 0.0
     disk_bytes: int = 0
+    # The highest peak RSS (per process) seen during one query or at start-up, and where.
+    peak_each: list = field(default_factory=list)
+    peak_query: str = "start-up"
 
     def pids(self):
         return [p.pid for p in self.procs]
@@ -408,6 +411,22 @@ class System:
 
     def hwm_each(self) -> list:
         return [proc_status(p, "VmHWM") for p in self.pids()]
+
+    def reset_hwm(self):
+        """Restarts VmHWM from the current RSS (Linux: `5` into /proc/PID/clear_refs), so
+        that a peak can be measured per query."""
+        for p in self.pids():
+            try:
+                with open(f"/proc/{p}/clear_refs", "w") as f:
+                    f.write("5")
+            except OSError:
+                pass
+
+    def note_peak(self, query: str):
+        """After a query: keeps the highest per-query peak (processes summed) and its query."""
+        each = self.hwm_each()
+        if sum(each) > sum(self.peak_each):
+            self.peak_each, self.peak_query = each, query
 
     def rss(self) -> int:
         return sum(proc_status(p, "VmRSS") for p in self.pids())
@@ -718,6 +737,8 @@ def bench_dataset(ds: Dataset, args, hypnos: str) -> dict:
     for start in starts:
         systems.append(start())
         out["load"].append(loadavg())
+    for s in systems:
+        s.peak_each = s.hwm_each()
     hypnoses = [s.name for s in systems[2:]]
     out["hypnoses"] = hypnoses
     modes = sorted(list(MODES) + [EXTRA_MODES[m] for m in args.extra_modes], key=lambda m: m.range_s)
@@ -732,7 +753,9 @@ def bench_dataset(ds: Dataset, args, hypnos: str) -> dict:
         row = {"query": qname, "expr": expr, "mode": mode.name, "vm_excluded": vm_reason, "lat": {}, "cpu": {}}
         answers = {}
         for s in systems:
+            s.reset_hwm()
             _, answers[s.name] = http_query(s, expr, mode)
+            s.note_peak(f"{qname} [{mode.name}]")
         ref = answers["prometheus"]
         row["series"], row["points"] = result_size(ref)
         row["diffs"] = {h: compare(ref, answers[h]) for h in hypnoses}
@@ -760,16 +783,19 @@ def bench_dataset(ds: Dataset, args, hypnos: str) -> dict:
             rng.shuffle(order)
             for s in order:
                 c0 = s.cpu()
+                s.reset_hwm()
                 dt, res = http_query(s, expr, mode)
                 row["cpu"][s.name].append(s.cpu() - c0)
+                s.note_peak(f"{qname} [{mode.name}]")
                 row["lat"][s.name].append(dt if isinstance(res, dict) else float("nan"))
         out["load"].append(loadavg())
         log(f"{ds.name}: rep {rep + 1}/{args.reps} done, load {loadavg():.1f}")
     for s in systems:
         out["systems"][s.name] = {
             "startup_s": s.startup_s,
-            "hwm_bytes": s.hwm(),
-            "hwm_bytes_each": s.hwm_each(),
+            "hwm_bytes": sum(s.peak_each),
+            "hwm_bytes_each": s.peak_each,
+            "peak_query": s.peak_query,
             "rss_bytes": s.rss(),
             "disk_bytes": s.disk_bytes,
         }
@@ -826,15 +852,24 @@ def markdown(report: dict) -> str:
     L.append("")
     L.append("#### Per system: start-up to first answer, peak memory, bytes on disk")
     L.append("")
-    L.append("| dataset | system | start-up | peak RSS (VmHWM) | per process | RSS at end | on disk | peak RSS vs Prometheus |")
-    L.append("|---|---|---|---|---|---|---|---|")
+    L.append(
+        "Peak RSS: the highest VmHWM over start-up and each single query (VmHWM restarted before every"
+        " query through /proc/PID/clear_refs; for Hypnos the store gateway's and the querier's peaks"
+        " within the query are added, an upper bound of their peak together)."
+    )
+    L.append("")
+    L.append(
+        "| dataset | system | start-up | peak RSS (VmHWM) | per process | peak during | RSS at end | on disk"
+        " | peak RSS vs Prometheus |"
+    )
+    L.append("|---|---|---|---|---|---|---|---|---|")
     for d in report["datasets"]:
         ph = d["systems"]["prometheus"]["hwm_bytes"]
         for name, s in d["systems"].items():
             each = " + ".join(human_bytes(x) for x in s.get("hwm_bytes_each", [])) if name in d["hypnoses"] else ""
             L.append(
                 f"| {d['dataset']} | {name} | {s['startup_s']:.1f} s | {human_bytes(s['hwm_bytes'])} | {each} | "
-                f"{human_bytes(s['rss_bytes'])} | {human_bytes(s['disk_bytes'])} | {s['hwm_bytes'] / ph:.2f}x |"
+                f"`{s.get('peak_query', '')}` | {human_bytes(s['rss_bytes'])} | {human_bytes(s['disk_bytes'])} | {s['hwm_bytes'] / ph:.2f}x |"
             )
     L.append("")
     L.append("#### Growth with series count and time range (median latency over the query set, per mode)")
