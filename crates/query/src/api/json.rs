@@ -199,6 +199,23 @@ pub fn write_histogram(out: &mut String, h: &FloatHistogram) {
 }
 
 /// `{"resultType":…,"result":…}` for a query value.
+/// About how many bytes [`write_query_data`] writes for floats (histograms are larger, and
+/// the buffer grows for them): enough to reserve once for a large matrix instead of doubling.
+pub fn size_hint(v: &Value) -> usize {
+    let labels = |ls: &Labels| ls.iter().map(|l| l.name.len() + l.value.len() + 6).sum::<usize>() + 16;
+    match v {
+        Value::Scalar { .. } => 64,
+        Value::String { s, .. } => s.len() + 64,
+        Value::Vector(samples) => samples.iter().map(|s| labels(&s.metric) + 48).sum::<usize>() + 64,
+        Value::Matrix(m) => {
+            m.iter()
+                .map(|s| labels(&s.metric) + 24 + 28 * (s.floats.len() + s.histograms.len()))
+                .sum::<usize>()
+                + 64
+        }
+    }
+}
+
 pub fn write_query_data(out: &mut String, v: &Value) {
     out.push_str("{\"resultType\":\"");
     out.push_str(v.type_name());

@@ -97,11 +97,18 @@ fn write_list_field(out: &mut String, name: &str, items: &[String]) {
     }
 }
 
+const SUCCESS_PREFIX: &str = "{\"status\":\"success\",\"data\":";
+
 /// `{"status":"success","data":…,"warnings":[…],"infos":[…]}`.
 fn success(data: &str, warnings: &[String], infos: &[String]) -> Response {
     let mut out = String::with_capacity(data.len() + 64);
-    out.push_str("{\"status\":\"success\",\"data\":");
+    out.push_str(SUCCESS_PREFIX);
     out.push_str(data);
+    finish_success(out, warnings, infos)
+}
+
+/// Closes an envelope whose data [`SUCCESS_PREFIX`] and the caller wrote.
+fn finish_success(mut out: String, warnings: &[String], infos: &[String]) -> Response {
     write_list_field(&mut out, "warnings", warnings);
     write_list_field(&mut out, "infos", infos);
     out.push('}');
@@ -240,9 +247,13 @@ async fn run_query(
             Severity::Info => infos.push(a.to_string()),
         }
     }
-    let mut data = String::new();
-    json::write_query_data(&mut data, &res.value);
-    Ok(success(&data, &warnings, &infos))
+    // One buffer, sized up front: a large matrix is otherwise written, doubled and copied
+    // into the envelope, three copies of a response that can be tens of megabytes.
+    let mut out = String::with_capacity(json::size_hint(&res.value) + 128);
+    out.push_str(SUCCESS_PREFIX);
+    json::write_query_data(&mut out, &res.value);
+    drop(res);
+    Ok(finish_success(out, &warnings, &infos))
 }
 
 async fn query(State(s): State<Arc<ApiState>>, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> ApiResult {
