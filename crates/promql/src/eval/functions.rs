@@ -544,6 +544,14 @@ impl Evaluator<'_> {
             let mut series = Series::new(s.metric.clone());
             series.drop_name = s.drop_name || !keep_name;
             let mut notes = Notes::default();
+            if matches!(name, "max_over_time" | "min_over_time") && s.hists().is_empty() {
+                self.sliding_extreme(&src, s, name == "max_over_time", &mut series);
+                if !series.is_empty() {
+                    self.add_samples(series.len())?;
+                    out.push(series);
+                }
+                continue;
+            }
             let mut cursor = super::WindowCursor::default();
             for i in 0..steps {
                 let ts = self.step_ts(i);
@@ -568,6 +576,41 @@ impl Evaluator<'_> {
             self.note_annotations(&metric, &n, arg_pos, name);
         }
         Ok(out)
+    }
+
+    /// `max_over_time` / `min_over_time` of a float series at every step with a monotonic
+    /// queue of window indices, so each sample is looked at a few times instead of once per
+    /// step its window covers (a 6h window at a 15s step: 1,440 times). Same result as the
+    /// scan: the first maximal value of the window's non-NaN samples, NaN if they all are.
+    fn sliding_extreme(&self, src: &MatrixSource<'_>, s: &super::SrcSeries, max: bool, out: &mut Series) {
+        let f = s.floats();
+        let better = |a: f64, b: f64| if max { a > b } else { a < b };
+        let mut queue: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
+        let (mut a, mut b) = (0, 0);
+        for i in 0..self.num_steps() {
+            let ts = self.step_ts(i);
+            let (lo, hi) = src.bounds(ts);
+            while b < f.len() && f[b].t <= hi {
+                if !f[b].v.is_nan() {
+                    while queue.back().is_some_and(|&k| better(f[b].v, f[k].v)) {
+                        queue.pop_back();
+                    }
+                    queue.push_back(b);
+                }
+                b += 1;
+            }
+            while a < b && f[a].t <= lo {
+                a += 1;
+            }
+            while queue.front().is_some_and(|&k| k < a) {
+                queue.pop_front();
+            }
+            if a == b {
+                continue;
+            }
+            let v = queue.front().map_or(f64::NAN, |&k| f[k].v);
+            push_value(out, ts, StepValue::F(v));
+        }
     }
 
     pub(super) fn note_annotations(&mut self, metric: &str, n: &Notes, pos: Option<(usize, usize)>, func: &str) {
