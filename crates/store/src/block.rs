@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hypnos_model::{Label, Labels, MatchOp, Matcher};
 use hypnos_objstore::Bucket;
 use hypnos_tsdb::chunks::parse_chunk_record;
@@ -441,7 +441,7 @@ impl BucketBlock {
                 };
             }
         }
-        Ok(out)
+        Ok(compact(out))
     }
 
     async fn read_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, BlockError> {
@@ -501,6 +501,30 @@ impl Default for FetchedChunk {
             data: Bytes::new(),
         }
     }
+}
+
+/// The chunks copied into one buffer of their own. Coalesced reads also hold the gaps between
+/// the chunks asked for (for a sparse selection, most of the read), and chunks sent as slices
+/// of them would keep every read of a streamed batch alive until the batch is encoded.
+fn compact(chunks: Vec<FetchedChunk>) -> Vec<FetchedChunk> {
+    let total: usize = chunks.iter().map(|c| c.data.len()).sum();
+    let mut buf = BytesMut::with_capacity(total);
+    for c in &chunks {
+        buf.extend_from_slice(&c.data);
+    }
+    let buf = buf.freeze();
+    let mut at = 0;
+    chunks
+        .into_iter()
+        .map(|c| {
+            let len = c.data.len();
+            at += len;
+            FetchedChunk {
+                encoding: c.encoding,
+                data: buf.slice(at - len..at),
+            }
+        })
+        .collect()
 }
 
 /// Groups `ranges` (any order) into reads: a read covers ranges sorted by start whose gaps are
