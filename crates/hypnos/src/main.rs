@@ -3,6 +3,7 @@
 
 mod cli;
 mod tools;
+mod trim;
 
 use clap::Parser;
 
@@ -12,6 +13,7 @@ fn main() -> std::process::ExitCode {
     // reqwest 0.13 (used for S3) has no TLS crypto provider of its own: install ring's once,
     // before any component can open a bucket or an HTTPS client.
     hypnos_objstore::install_tls_provider();
+    trim::spawn(std::time::Duration::from_secs(1));
     match cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
