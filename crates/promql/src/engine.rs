@@ -464,34 +464,8 @@ fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<Matcher>>, QueryErro
 /// all series would. (The smoothing functions check their factors once per query: left out.)
 fn per_series_call(c: &parser::Call) -> Option<usize> {
     let name = c.func.name;
-    let eligible = matches!(
-        name,
-        "rate"
-            | "increase"
-            | "delta"
-            | "irate"
-            | "idelta"
-            | "deriv"
-            | "predict_linear"
-            | "changes"
-            | "resets"
-            | "avg_over_time"
-            | "sum_over_time"
-            | "count_over_time"
-            | "min_over_time"
-            | "max_over_time"
-            | "stddev_over_time"
-            | "stdvar_over_time"
-            | "quantile_over_time"
-            | "present_over_time"
-            | "mad_over_time"
-            | "last_over_time"
-            | "first_over_time"
-            | "ts_of_first_over_time"
-            | "ts_of_last_over_time"
-            | "ts_of_min_over_time"
-            | "ts_of_max_over_time"
-    );
+    let eligible =
+        crate::eval::range_function(name).is_some() && !matches!(name, "double_exponential_smoothing" | "holt_winters");
     if !eligible {
         return None;
     }

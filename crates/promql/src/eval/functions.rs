@@ -11,7 +11,7 @@ use crate::parser::{Call, Expr, unwrap_parens};
 use crate::value::{FPoint, Matrix, Series};
 
 /// Functions taking a range vector, and whether they keep the metric name.
-fn range_function(name: &str) -> Option<bool> {
+pub(crate) fn range_function(name: &str) -> Option<bool> {
     Some(match name {
         "last_over_time" | "first_over_time" => true,
         "rate"

@@ -7,6 +7,8 @@ mod functions;
 mod histograms;
 mod windows;
 
+pub(crate) use functions::range_function;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
