@@ -186,6 +186,16 @@ impl Engine {
         let mut data: HashMap<usize, SeriesSet> = HashMap::new();
         let mut precomputed = HashMap::new();
         let subquery_interval = duration_ms(&self.options.no_step_subquery_interval);
+        let setup = EvalSetup {
+            parsed: &parsed,
+            query,
+            start,
+            end,
+            step,
+            lookback,
+            subquery_interval,
+            guard: &guard,
+        };
         for f in fetches {
             if let (Some(call), [matchers]) = (f.per_series, f.matchers.as_slice()) {
                 let mut stream = storage.select_stream(&f.hints, matchers);
@@ -196,18 +206,7 @@ impl Engine {
                     check_guard(&guard)?;
                     seen += 1;
                     let one = HashMap::from([(f.key, vec![series])]);
-                    let mut ev = Evaluator::new(
-                        &one,
-                        query,
-                        start,
-                        end,
-                        step.max(1),
-                        lookback,
-                        subquery_interval,
-                        &guard,
-                    );
-                    ev.trims = &parsed.trims;
-                    ev.invalid_utf8 = &parsed.invalid_utf8;
+                    let mut ev = setup.evaluator(&one);
                     ev.stats_decoding = call.stats;
                     let Ev::Vector(m) = ev.eval(call.expr)? else {
                         return Err(QueryError::exec("range function without an instant vector result"));
@@ -244,18 +243,7 @@ impl Engine {
             }
             data.insert(f.key, set);
         }
-        let mut ev = Evaluator::new(
-            &data,
-            query,
-            start,
-            end,
-            step.max(1),
-            lookback,
-            subquery_interval,
-            &guard,
-        );
-        ev.trims = &parsed.trims;
-        ev.invalid_utf8 = &parsed.invalid_utf8;
+        let mut ev = setup.evaluator(&data);
         ev.precomputed = precomputed;
         let res = ev.eval(expr)?;
         let annotations = std::mem::take(&mut ev.annotations);
@@ -288,6 +276,37 @@ async fn with_deadline<F: std::future::Future>(
         return Err(QueryError::Timeout("query execution"));
     }
     Ok(out)
+}
+
+/// What every evaluator of one query shares: the whole query's and the per-series ones
+/// differ only in their data.
+struct EvalSetup<'q> {
+    parsed: &'q parser::Parsed,
+    query: &'q str,
+    start: Timestamp,
+    end: Timestamp,
+    step: i64,
+    lookback: i64,
+    subquery_interval: i64,
+    guard: &'q Guard,
+}
+
+impl EvalSetup<'_> {
+    fn evaluator<'a>(&'a self, data: &'a HashMap<usize, SeriesSet>) -> Evaluator<'a> {
+        let mut ev = Evaluator::new(
+            data,
+            self.query,
+            self.start,
+            self.end,
+            self.step.max(1),
+            self.lookback,
+            self.subquery_interval,
+            self.guard,
+        );
+        ev.trims = &self.parsed.trims;
+        ev.invalid_utf8 = &self.parsed.invalid_utf8;
+        ev
+    }
 }
 
 /// The deadline and cancel checks between two streamed series.

@@ -156,7 +156,7 @@ impl FanoutQueryable {
         hints: &SelectHints,
     ) -> Result<Option<StorageSeries>, StorageError> {
         if !self.opts.dedup_active()
-            && let Some((mut floats, histograms)) = dedup::decode_clipped(&s.chunks, hints.start, hints.end)
+            && let Some((mut floats, mut histograms)) = dedup::decode_clipped(&s.chunks, hints.start, hints.end)
                 .map_err(|e| StorageError::Other(format!("series {}: {e}", s.labels)))?
         {
             if floats.is_empty() && histograms.is_empty() {
@@ -167,7 +167,6 @@ impl FanoutQueryable {
             // newest sample before a step is the newer of the newest of each kind. (Not the
             // histograms that histogram_count and friends read: they detect counter resets
             // sample by sample.)
-            let mut histograms = histograms;
             if let Some(first) = hints.eval_first {
                 keep_samples_read(&mut floats, first, hints.step, hints.end, hints.range);
                 floats.shrink_to_fit();
