@@ -24,6 +24,7 @@ pub use annotations::{Annotation, Annotations, Severity};
 pub use engine::{CancelToken, Engine, EngineOptions, QueryResult};
 pub use error::{ErrorType, QueryError};
 pub use storage::{
-    MemStorage, Queryable, SelectHints, SeriesSet, SeriesStream, StorageError, StorageSeries, keep_samples_read,
+    FloatThinner, MemStorage, Queryable, SelectHints, SeriesSet, SeriesStream, StorageError, StorageSeries,
+    keep_samples_read,
 };
 pub use value::{FPoint, HPoint, Matrix, Sample, Series, Timed, Value, Vector};

@@ -86,6 +86,99 @@ pub fn keep_samples_read<P: Timed>(points: &mut Vec<P>, first: Timestamp, step: 
     points.truncate(kept);
 }
 
+/// [`keep_samples_read`] applied while samples are decoded, batch by batch, so that the samples
+/// it would drop are never stored. Batches must be strictly increasing in time, each after the
+/// previous one; the kept samples are appended to the output in order. Work is per step rather
+/// than per sample where it can be: in a batch, the samples of one evaluation's slot are found
+/// by a binary search.
+pub struct FloatThinner {
+    grid: EvalGrid,
+    range: i64,
+    /// Samples at or after `from` and up to `last_eval` are all read (range at least a step).
+    whole: Option<(Timestamp, Timestamp)>,
+    slot: Slot,
+    /// Instant selectors: the newest sample so far of the current slot.
+    pending: Option<FPoint>,
+    done: bool,
+}
+
+impl FloatThinner {
+    pub fn new(first: Timestamp, step: i64, last: Timestamp, range: i64) -> Self {
+        let grid = EvalGrid { first, step, last };
+        let whole = (range > 0 && step > 0 && range >= step).then(|| match grid.last_eval() {
+            Some(last_eval) => (first.saturating_sub(range), last_eval),
+            None => (Timestamp::MAX, Timestamp::MIN),
+        });
+        Self {
+            grid,
+            range,
+            whole,
+            slot: Slot::default(),
+            pending: None,
+            done: false,
+        }
+    }
+
+    /// At most how many samples an instant selector keeps (one per evaluation); None for
+    /// range selectors.
+    pub fn max_kept(&self) -> Option<usize> {
+        if self.range > 0 {
+            return None;
+        }
+        let evals = match self.grid.last_eval() {
+            None => 0,
+            Some(_) if self.grid.step <= 0 => 1,
+            Some(last) => (last - self.grid.first) / self.grid.step + 1,
+        };
+        usize::try_from(evals).ok()
+    }
+
+    /// True once no later sample can be kept.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    pub fn push_batch(&mut self, out: &mut Vec<FPoint>, batch: &[(Timestamp, f64)]) {
+        if self.done {
+            return;
+        }
+        if let Some((from, last_eval)) = self.whole {
+            let a = batch.partition_point(|&(t, _)| t < from);
+            let b = batch.partition_point(|&(t, _)| t <= last_eval);
+            out.extend(batch[a..b.max(a)].iter().map(|&(t, v)| FPoint { t, v }));
+            self.done = b < batch.len();
+            return;
+        }
+        let mut rest = batch;
+        while let Some(&(t0, _)) = rest.first() {
+            if !self.slot.holds(t0) {
+                self.slot = self.grid.slot(t0);
+                out.extend(self.pending.take());
+            }
+            let Some(eval_t) = self.slot.eval_t else {
+                self.done = true;
+                return;
+            };
+            let hi = self.slot.hi;
+            let n = rest.partition_point(|&(t, _)| t <= hi);
+            let (in_slot, after) = rest.split_at(n);
+            if self.range > 0 {
+                let from = eval_t.saturating_sub(self.range);
+                let a = in_slot.partition_point(|&(t, _)| t < from);
+                out.extend(in_slot[a..].iter().map(|&(t, v)| FPoint { t, v }));
+            } else if let Some(&(t, v)) = in_slot.last() {
+                self.pending = Some(FPoint { t, v });
+            }
+            rest = after;
+        }
+    }
+
+    /// Appends the last kept sample still held back.
+    pub fn finish(&mut self, out: &mut Vec<FPoint>) {
+        out.extend(self.pending.take());
+    }
+}
+
 /// Evaluation times `first + k * step` (k ≥ 0) up to `last`; just `first` when `step` is 0.
 struct EvalGrid {
     first: Timestamp,

@@ -9,7 +9,7 @@ use futures::executor::block_on;
 use futures::future::BoxFuture;
 use hypnos_model::{FloatHistogram, Labels, Matcher, Span, Timestamp, stale_nan};
 use hypnos_promql::{
-    Engine, MemStorage, Queryable, SelectHints, SeriesSet, StorageError, StorageSeries, keep_samples_read,
+    Engine, FloatThinner, MemStorage, Queryable, SelectHints, SeriesSet, StorageError, StorageSeries, keep_samples_read,
 };
 
 /// MemStorage answering like a store that thins by the hints.
@@ -262,6 +262,46 @@ proptest::proptest! {
         let want = keep_samples_read_by_definition(&points, first, step, first + span, range);
         keep_samples_read(&mut points, first, step, first + span, range);
         let got: Vec<i64> = points.iter().map(|p| p.t).collect();
+        proptest::prop_assert_eq!(got, want);
+    }
+}
+
+proptest::proptest! {
+    /// Thinning batch by batch while decoding keeps exactly what thinning afterwards keeps,
+    /// whatever the batch boundaries.
+    #[test]
+    fn thinning_while_decoding_matches_thinning_after(
+        gaps in proptest::collection::vec(1i64..40, 0..80),
+        cuts in proptest::collection::vec(0usize..80, 0..8),
+        start in -50i64..50,
+        first in -20i64..120,
+        step in 0i64..25,
+        span in -10i64..200,
+        range in 0i64..40,
+    ) {
+        let mut t = start;
+        let mut samples = Vec::new();
+        for (i, g) in gaps.into_iter().enumerate() {
+            t += g;
+            samples.push((t, i as f64));
+        }
+        let mut want: Vec<hypnos_promql::FPoint> =
+            samples.iter().map(|&(t, v)| hypnos_promql::FPoint { t, v }).collect();
+        keep_samples_read(&mut want, first, step, first + span, range);
+
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(samples.len())).collect();
+        cuts.push(0);
+        cuts.push(samples.len());
+        cuts.sort_unstable();
+        let mut thinner = FloatThinner::new(first, step, first + span, range);
+        let mut got = Vec::new();
+        for w in cuts.windows(2) {
+            thinner.push_batch(&mut got, &samples[w[0]..w[1]]);
+        }
+        thinner.finish(&mut got);
+        if let Some(max) = thinner.max_kept() {
+            proptest::prop_assert!(got.len() <= max);
+        }
         proptest::prop_assert_eq!(got, want);
     }
 }

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use hypnos_model::{FloatHistogram, SampleValue, Timestamp, stale_nan};
-use hypnos_promql::{FPoint, HPoint};
+use hypnos_promql::{FPoint, FloatThinner, HPoint};
 use hypnos_storepb::chunk::encoding_to_tsdb;
 use hypnos_storepb::thanos::AggrChunk;
 use hypnos_tsdb::chunkenc::xor::XorIterator;
@@ -71,21 +71,36 @@ pub fn decode_chunks(chunks: &[AggrChunk]) -> Result<Vec<Point>, ChunkError> {
 pub type DecodedSamples = (Vec<FPoint>, Vec<HPoint>);
 
 /// Decodes the raw part of chunks straight into the engine's float and histogram vectors,
-/// keeping only samples in `[min_t, max_t]`. Returns `None` when the samples are not in strictly
-/// increasing time order (overlapping chunks), for which the caller falls back to
+/// keeping only samples in `[min_t, max_t]`, and of the floats only those `thin` keeps when
+/// given (decoded samples it drops are never stored). Returns `None` when the samples are not
+/// in strictly increasing time order (overlapping chunks), for which the caller falls back to
 /// [`decode_chunks`] + [`sort_unique`]. This path allocates once per series instead of once per
 /// sample kind change and never holds a second copy of the samples.
 pub fn decode_clipped(
     chunks: &[AggrChunk],
     min_t: Timestamp,
     max_t: Timestamp,
+    mut thin: Option<FloatThinner>,
 ) -> Result<Option<DecodedSamples>, ChunkError> {
     let mut floats: Vec<FPoint> = Vec::new();
     let mut hists: Vec<HPoint> = Vec::new();
     let mut last_t = i64::MIN;
+    let push_floats =
+        |thin: &mut Option<FloatThinner>, floats: &mut Vec<FPoint>, batch: &[(Timestamp, f64)]| match thin.as_mut() {
+            Some(thin) => thin.push_batch(floats, batch),
+            None => floats.extend(batch.iter().map(|&(t, v)| FPoint { t, v })),
+        };
     for c in chunks {
         let Some(raw) = &c.raw else { continue };
         if c.max_time < min_t || c.min_time > max_t {
+            continue;
+        }
+        if thin.as_ref().is_some_and(FloatThinner::is_done) {
+            // Nothing later is kept; a chunk starting before the last decoded sample still
+            // means overlapping chunks, which only the general path merges right.
+            if c.min_time <= last_t {
+                return Ok(None);
+            }
             continue;
         }
         let err = |reason: String| ChunkError {
@@ -97,8 +112,11 @@ pub fn decode_clipped(
         let enc = Encoding::from_byte(enc).ok_or_else(|| err(format!("unknown encoding {enc}")))?;
         if enc == Encoding::Xor {
             if floats.capacity() == 0 {
-                // A typical XOR chunk holds 120 samples; one reservation covers the series.
-                floats.reserve(chunks.len().saturating_mul(120).min(1 << 20));
+                // A typical XOR chunk holds 120 samples; one reservation covers the series. An
+                // instant selector keeps at most one sample per evaluation.
+                let all = chunks.len().saturating_mul(120).min(1 << 20);
+                let kept = thin.as_ref().and_then(FloatThinner::max_kept).unwrap_or(all);
+                floats.reserve(all.min(kept));
             }
             let mut it = XorIterator::new(&raw.data).map_err(|e| err(e.to_string()))?;
             loop {
@@ -106,7 +124,7 @@ pub fn decode_clipped(
                 let Some(&(batch_last, _)) = batch.last() else { break };
                 // A float staleness marker is already the StaleNaN bit pattern.
                 if batch[0].0 > last_t && batch_last <= max_t && batch[0].0 >= min_t && is_increasing(batch) {
-                    floats.extend(batch.iter().map(|&(t, v)| FPoint { t, v }));
+                    push_floats(&mut thin, &mut floats, batch);
                     last_t = batch_last;
                     continue;
                 }
@@ -119,7 +137,7 @@ pub fn decode_clipped(
                         break;
                     }
                     if t >= min_t {
-                        floats.push(FPoint { t, v });
+                        push_floats(&mut thin, &mut floats, &[(t, v)]);
                     }
                 }
                 if last_t > max_t {
@@ -141,8 +159,8 @@ pub fn decode_clipped(
                 break;
             }
             match v {
-                _ if v.is_stale() => floats.push(FPoint { t, v: stale_nan() }),
-                SampleValue::Float(v) => floats.push(FPoint { t, v }),
+                _ if v.is_stale() => push_floats(&mut thin, &mut floats, &[(t, stale_nan())]),
+                SampleValue::Float(v) => push_floats(&mut thin, &mut floats, &[(t, v)]),
                 SampleValue::Histogram(h) => hists.push(HPoint {
                     t,
                     h: Arc::new(h.to_float()),
@@ -150,6 +168,9 @@ pub fn decode_clipped(
                 SampleValue::FloatHistogram(h) => hists.push(HPoint { t, h: Arc::new(*h) }),
             }
         }
+    }
+    if let Some(thin) = thin.as_mut() {
+        thin.finish(&mut floats);
     }
     Ok(Some((floats, hists)))
 }
@@ -521,7 +542,7 @@ mod tests {
         let chunks = crate::memstore::encode_xor_chunks(&samples);
         assert!(chunks.len() > 2);
         // Spans the end of the first chunk and the start of the second.
-        let (fl, hs) = decode_clipped(&chunks, 1_500_000, 2_500_000).unwrap().unwrap();
+        let (fl, hs) = decode_clipped(&chunks, 1_500_000, 2_500_000, None).unwrap().unwrap();
         assert!(hs.is_empty());
         let want: Vec<(i64, f64)> = samples
             .iter()
@@ -537,7 +558,7 @@ mod tests {
             (480_001, 1_800_000),
             (-5, 3_600_001),
         ] {
-            let (fl, _) = decode_clipped(&chunks, lo, hi).unwrap().unwrap();
+            let (fl, _) = decode_clipped(&chunks, lo, hi, None).unwrap().unwrap();
             let want: Vec<(i64, f64)> = samples
                 .iter()
                 .copied()
@@ -545,7 +566,7 @@ mod tests {
                 .collect();
             assert_eq!(fl.iter().map(|p| (p.t, p.v)).collect::<Vec<_>>(), want, "{lo}..={hi}");
         }
-        let (all, _) = decode_clipped(&chunks, i64::MIN, i64::MAX).unwrap().unwrap();
+        let (all, _) = decode_clipped(&chunks, i64::MIN, i64::MAX, None).unwrap().unwrap();
         let general = sort_unique(decode_chunks(&chunks).unwrap());
         assert_eq!(ts(&general), all.iter().map(|p| p.t).collect::<Vec<_>>());
         assert_eq!(vals(&general), all.iter().map(|p| p.v).collect::<Vec<_>>());
@@ -556,7 +577,7 @@ mod tests {
         let a = crate::memstore::encode_xor_chunks(&every(0, 100_000, 10_000, 0));
         let b = crate::memstore::encode_xor_chunks(&every(0, 100_000, 10_000, 5_000));
         let both: Vec<AggrChunk> = a.into_iter().chain(b).collect();
-        assert!(decode_clipped(&both, i64::MIN, i64::MAX).unwrap().is_none());
+        assert!(decode_clipped(&both, i64::MIN, i64::MAX, None).unwrap().is_none());
     }
 
     #[test]

@@ -7,7 +7,8 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use hypnos_model::{Matcher, Timestamp};
 use hypnos_promql::{
-    FPoint, HPoint, Queryable, SelectHints, SeriesSet, SeriesStream, StorageError, StorageSeries, keep_samples_read,
+    FPoint, FloatThinner, HPoint, Queryable, SelectHints, SeriesSet, SeriesStream, StorageError, StorageSeries,
+    keep_samples_read,
 };
 use hypnos_storepb::convert::matchers_to_proto;
 use hypnos_storepb::thanos::{
@@ -155,25 +156,31 @@ impl FanoutQueryable {
         counter: bool,
         hints: &SelectHints,
     ) -> Result<Option<StorageSeries>, StorageError> {
+        // A selector on the step grid reads only part of the samples: an instant selector
+        // with a 5 m step over 15 s scrapes 1 in 20. Floats are thinned as they are decoded;
+        // each kind is thinned on its own: the newest sample before a step is the newer of
+        // the newest of each kind. (Not the histograms that histogram_count and friends read:
+        // they detect counter resets sample by sample.)
+        let thin = hints
+            .eval_first
+            .map(|first| FloatThinner::new(first, hints.step, hints.end, hints.range));
         if !self.opts.dedup_active()
-            && let Some((mut floats, mut histograms)) = dedup::decode_clipped(&s.chunks, hints.start, hints.end)
-                .map_err(|e| StorageError::Other(format!("series {}: {e}", s.labels)))?
+            && let Some((mut floats, mut histograms)) =
+                dedup::decode_clipped(&s.chunks, hints.start, hints.end, thin)
+                    .map_err(|e| StorageError::Other(format!("series {}: {e}", s.labels)))?
         {
             if floats.is_empty() && histograms.is_empty() {
                 return Ok(None);
             }
-            // A selector on the step grid reads only part of the samples: an instant selector
-            // with a 5 m step over 15 s scrapes 1 in 20. Each kind is thinned on its own: the
-            // newest sample before a step is the newer of the newest of each kind. (Not the
-            // histograms that histogram_count and friends read: they detect counter resets
-            // sample by sample.)
-            if let Some(first) = hints.eval_first {
-                keep_samples_read(&mut floats, first, hints.step, hints.end, hints.range);
+            // Range selectors reserve for every sample of the chunks but may keep few.
+            if floats.capacity() > floats.len() + floats.len() / 4 {
                 floats.shrink_to_fit();
-                if !hints.histogram_stats {
-                    keep_samples_read(&mut histograms, first, hints.step, hints.end, hints.range);
-                    histograms.shrink_to_fit();
-                }
+            }
+            if let Some(first) = hints.eval_first
+                && !hints.histogram_stats
+            {
+                keep_samples_read(&mut histograms, first, hints.step, hints.end, hints.range);
+                histograms.shrink_to_fit();
             }
             return Ok(Some(StorageSeries {
                 labels: s.labels,
