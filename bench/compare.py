@@ -47,6 +47,9 @@ END_S = 1_763_596_800  # 2025-11-20T00:00:00Z
 EVAL_END_MS = END_S * 1000 - 10
 INTERVAL_S = 15
 HOUR = 3600
+# Longest a query may run, the same for all three systems (Prometheus's and Hypnos's
+# --query.timeout, VictoriaMetrics's -search.maxQueryDuration); set by --query-timeout.
+QUERY_TIMEOUT_S = 120
 
 # Metric names the seed profile writes as floats (VictoriaMetrics 1.79 cannot import the
 # native histograms, so vmctl is told to skip them).
@@ -269,9 +272,14 @@ def run(cmd, **kw):
     return subprocess.run(cmd, check=True, **kw)
 
 
-def build_blocks(ds: Dataset, hypnos: str):
-    if os.path.exists(os.path.join(ds.dir, "blocks.done")):
-        return
+def build_blocks(ds: Dataset, hypnos: str) -> float | None:
+    """Builds the dataset's blocks once; returns the seconds the build took (kept in
+    blocks.done, None for blocks built by an older version of this script)."""
+    done = os.path.join(ds.dir, "blocks.done")
+    if os.path.exists(done):
+        with open(done) as f:
+            text = f.read().strip()
+        return float(text) if text else None
     shutil.rmtree(ds.dir, ignore_errors=True)
     os.makedirs(ds.blocks)
     t0 = time.time()
@@ -296,8 +304,11 @@ def build_blocks(ds: Dataset, hypnos: str):
     for e in os.listdir(ds.blocks):
         if not os.path.exists(os.path.join(ds.blocks, e, "meta.json")):
             shutil.rmtree(os.path.join(ds.blocks, e), ignore_errors=True)
-    log(f"{ds.name}: blocks built in {time.time() - t0:.0f}s, {human_bytes(du_bytes(ds.blocks))}")
-    open(os.path.join(ds.dir, "blocks.done"), "w").close()
+    took = time.time() - t0
+    log(f"{ds.name}: blocks built in {took:.0f}s, {human_bytes(du_bytes(ds.blocks))}")
+    with open(done, "w") as f:
+        f.write(f"{took:.1f}\n")
+    return took
 
 
 def om_families(n: int):
@@ -460,7 +471,7 @@ def spawn(cmd, logpath):
     return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def http_query(sys_: System, expr: str, mode: Mode, timeout=600):
+def http_query(sys_: System, expr: str, mode: Mode, timeout=None):
     """One API call; returns (seconds, parsed JSON or error string)."""
     if mode.range_s == 0:
         path = "/api/v1/query"
@@ -475,6 +486,9 @@ def http_query(sys_: System, expr: str, mode: Mode, timeout=600):
         }
     params.update(sys_.extra_params)
     url = sys_.url + path + "?" + urllib.parse.urlencode(params)
+    # The servers give up after QUERY_TIMEOUT_S; the client waits a minute longer so that it
+    # is their answer (an error) that ends a slow query.
+    timeout = timeout or QUERY_TIMEOUT_S + 60
     t0 = time.perf_counter()
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:
@@ -488,6 +502,12 @@ def http_query(sys_: System, expr: str, mode: Mode, timeout=600):
         return dt, json.loads(body)
     except ValueError as e:
         return dt, f"bad JSON: {e}"
+
+
+def timed_out(dt: float, res) -> bool:
+    """An error answer after (about) the query timeout: the query was cut off, whichever of
+    the three systems (or the client) gave up."""
+    return isinstance(res, str) and dt >= 0.95 * QUERY_TIMEOUT_S
 
 
 def wait_ready(sys_: System, probe: str, t_start: float, timeout=1800):
@@ -505,13 +525,13 @@ def wait_ready(sys_: System, probe: str, t_start: float, timeout=1800):
     raise RuntimeError(f"{sys_.name}: not ready after {timeout}s")
 
 
-def start_prometheus(ds: Dataset, logdir: str) -> System:
+def start_prometheus(ds: Dataset, logdir: str, name: str = "prometheus") -> System:
     data = prepare_prometheus_dir(ds)
     cfg = os.path.join(ds.work, "prometheus.yml")
     with open(cfg, "w") as f:
         f.write("global:\n  scrape_interval: 1h\n")
     port = free_port()
-    s = System("prometheus", url=f"http://127.0.0.1:{port}")
+    s = System(name, url=f"http://127.0.0.1:{port}")
     t0 = time.time()
     # min = max block duration: Prometheus must not compact the 2h blocks while we measure
     # (the store gateway serves the same uncompacted blocks).
@@ -521,9 +541,9 @@ def start_prometheus(ds: Dataset, logdir: str) -> System:
                 "prometheus", f"--config.file={cfg}", f"--storage.tsdb.path={data}",
                 "--storage.tsdb.retention.time=100y", "--storage.tsdb.min-block-duration=2h",
                 "--storage.tsdb.max-block-duration=2h", f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
+                "--log.level=warn", f"--query.timeout={QUERY_TIMEOUT_S}s",
             ],
-            os.path.join(logdir, "prometheus.log"),
+            os.path.join(logdir, f"{name}.log"),
         )
     )
     RUNNING.append(s)
@@ -553,7 +573,7 @@ def start_hypnos(ds: Dataset, hypnos: str, logdir: str, name: str = "hypnos") ->
         spawn(
             [
                 hypnos, "query", f"--endpoint=127.0.0.1:{grpc}", f"--http-address=127.0.0.1:{qhttp}",
-                f"--grpc-address=127.0.0.1:{qgrpc}", "--log.level=warn",
+                f"--grpc-address=127.0.0.1:{qgrpc}", "--log.level=warn", f"--query.timeout={QUERY_TIMEOUT_S}s",
             ],
             os.path.join(logdir, f"{name}-query.log"),
         )
@@ -565,17 +585,130 @@ def start_hypnos(ds: Dataset, hypnos: str, logdir: str, name: str = "hypnos") ->
 
 
 def vm_cmd(data: str, port: int):
+    # -search.maxQueryDuration: the same bound as Prometheus's and Hypnos's --query.timeout
+    # (VM's default is 30 s). -search.maxSamplesPerQuery: VM's guard against heavy queries
+    # (1e9 raw samples scanned) is lifted; the other two systems scan without such a limit and
+    # a 14-day query over every series of a 10k dataset scans ~0.8e9.
     return [
         "victoria-metrics", f"-storageDataPath={data}", "-retentionPeriod=100y",
         f"-httpListenAddr=127.0.0.1:{port}", "-search.disableCache", "-loggerLevel=WARN",
-        "-dedup.minScrapeInterval=1ms",
+        "-dedup.minScrapeInterval=1ms", f"-search.maxQueryDuration={QUERY_TIMEOUT_S}s",
+        "-search.maxSamplesPerQuery=100000000000",
     ]
 
 
-def import_vm(ds: Dataset, logdir: str) -> str:
+def block_metas(ds: Dataset) -> list[dict]:
+    metas = []
+    for b in sorted(os.listdir(ds.blocks)):
+        with open(os.path.join(ds.blocks, b, "meta.json")) as f:
+            metas.append(json.load(f))
+    return sorted(metas, key=lambda m: m["minTime"])
+
+
+def float_samples(meta: dict, ds: Dataset) -> int:
+    """The float samples of a block: every sample for `om`; for `gen`, the seed profile's
+    native histograms (16 of every target's 80 series, each with as many samples as the
+    others, churn off) left out, as VictoriaMetrics 1.79 cannot import them."""
+    n = meta["stats"]["numSamples"]
+    return n * 64 // 80 if ds.source == "gen" else n
+
+
+def block_window(meta: dict, vm: bool) -> tuple[str, str]:
+    """(evaluation time, range) whose window holds exactly the block's samples, [minTime,
+    maxTime - 1 ms]: Prometheus 2.42's windows are [t - r, t], VictoriaMetrics's (t - r, t]."""
+    t = meta["maxTime"] - 1
+    r = meta["maxTime"] - meta["minTime"] - (0 if vm else 1)
+    return f"{t / 1000:.3f}", f"{r}ms"
+
+
+def api_get(url: str, path: str, params: dict, timeout=600):
+    with urllib.request.urlopen(url + path + "?" + urllib.parse.urlencode(params), timeout=timeout) as r:
+        res = json.loads(r.read())
+    if res.get("status") != "success":
+        raise RuntimeError(f"{url}{path} {params}: {res}")
+    return res["data"]
+
+
+def vm_flush(url: str):
+    """Makes every row VictoriaMetrics has acknowledged searchable and waits until it holds no
+    pending rows (so a count taken afterwards is final)."""
+    urllib.request.urlopen(url + "/internal/force_flush", timeout=600).read()
+    for _ in range(600):
+        text = urllib.request.urlopen(url + "/metrics", timeout=60).read().decode()
+        pending = sum(float(v) for v in re.findall(r"^vm_pending_rows\{[^}]*\} (\S+)$", text, re.M))
+        if pending == 0:
+            return
+        time.sleep(0.5)
+        urllib.request.urlopen(url + "/internal/force_flush", timeout=600).read()
+    raise RuntimeError(f"VictoriaMetrics still has {pending} pending rows")
+
+
+def vm_block_sums(url: str, metas: list[dict]) -> list[int]:
+    """VictoriaMetrics's sample count inside each block's time range (one query per block:
+    a count over the whole dataset would exceed -search.maxSamplesPerQuery at 100k x 14d)."""
+    out = []
+    for meta in metas:
+        t, r = block_window(meta, vm=True)
+        data = api_get(url, "/api/v1/query", {"query": f'sum(count_over_time({{__name__=~".+"}}[{r}]))', "time": t, "nocache": "1"})
+        out.append(int(float(data["result"][0]["value"][1])) if data["result"] else 0)
+    return out
+
+
+def series_counts(url: str, name: str, meta: dict, vm: bool) -> dict:
+    """{label set without __name__: samples in the block's range} of one metric."""
+    t, r = block_window(meta, vm)
+    params = {"query": f'count_over_time({{__name__="{name}"}}[{r}])', "time": t} | ({"nocache": "1"} if vm else {})
+    data = api_get(url, "/api/v1/query", params)
+    return {
+        tuple(sorted((k, v) for k, v in x["metric"].items() if k != "__name__")): int(float(x["value"][1]))
+        for x in data["result"]
+    }
+
+
+def repair_vm_block(ds: Dataset, vm_url: str, prom_url: str, meta: dict, log_f) -> int:
+    """Finds the series VictoriaMetrics holds fewer samples of than Prometheus (on the same
+    blocks) in one block's range, and imports exactly those series' samples of that range,
+    read raw from Prometheus, through VictoriaMetrics's /api/v1/import (JSON lines). Returns
+    the number of series imported."""
+    t, r = block_window(meta, vm=False)
+    names = api_get(prom_url, "/api/v1/label/__name__/values", {"start": f"{meta['minTime'] / 1000:.3f}", "end": t})
+    if ds.source == "gen":
+        names = [n for n in names if re.fullmatch(GEN_FLOAT_METRICS, n)]
+    lines = []
+    for name in names:
+        want = series_counts(prom_url, name, meta, vm=False)
+        have = series_counts(vm_url, name, meta, vm=True)
+        for labels, n in sorted(want.items()):
+            if have.get(labels, 0) >= n:
+                continue
+            log_f.write(f"{meta['ulid']}: {name}{dict(labels)}: VictoriaMetrics {have.get(labels, 0)} of {n} samples\n")
+            sel = ",".join([f"__name__={json.dumps(name)}"] + [f"{k}={json.dumps(v)}" for k, v in labels])
+            data = api_get(prom_url, "/api/v1/query", {"query": f"{{{sel}}}[{r}]", "time": t})
+            for x in data["result"]:
+                lines.append(
+                    json.dumps(
+                        {
+                            "metric": x["metric"],
+                            "values": [float(v) for _, v in x["values"]],
+                            "timestamps": [round(float(ts) * 1000) for ts, _ in x["values"]],
+                        }
+                    )
+                )
+    if lines:
+        req = urllib.request.Request(vm_url + "/api/v1/import", data=("\n".join(lines) + "\n").encode(), method="POST")
+        urllib.request.urlopen(req, timeout=600).read()
+    return len(lines)
+
+
+def import_vm(ds: Dataset, logdir: str) -> tuple[str, dict]:
+    """Imports the blocks into a VictoriaMetrics data dir once (cached: vm.done holds the
+    figures of the import) and verifies that it holds exactly the blocks' float samples."""
     data = os.path.join(ds.dir, "vm")
-    if os.path.exists(os.path.join(ds.dir, "vm.done")):
-        return data
+    done = os.path.join(ds.dir, "vm.done")
+    if os.path.exists(done):
+        with open(done) as f:
+            text = f.read().strip()
+        return data, (json.loads(text) if text else {})
     shutil.rmtree(data, ignore_errors=True)
     port = free_port()
     s = System("vm-import", url=f"http://127.0.0.1:{port}")
@@ -587,41 +720,68 @@ def import_vm(ds: Dataset, logdir: str) -> str:
             break
         except Exception:  # noqa: BLE001
             time.sleep(0.1)
+    stats = {}
     t0 = time.time()
     vmctl = f"vmctl prometheus -s --prom-snapshot={ds.blocks} --vm-addr={s.url} --prom-concurrency=2"
     if ds.source == "gen":
         vmctl += f" --prom-filter-label=__name__ --prom-filter-label-value='{GEN_FLOAT_METRICS}'"
-    # Debian's vmctl 1.79 now and then reads all samples of a block but sends a few series
-    # short ("samples: N" > "total samples: M" in its summary; seen as whole 2h gaps in 2-4
-    # series). Importing again fills them; -dedup.minScrapeInterval=1ms (see vm_cmd) drops the
-    # samples sent twice.
-    for attempt in range(1, 5):
-        # vmctl draws a progress bar and wants a terminal.
-        out = subprocess.run(["script", "-qec", vmctl, "/dev/null"], check=True, capture_output=True).stdout
-        with open(os.path.join(logdir, "vmctl.log"), "ab") as f:
-            f.write(out)
-        read = re.findall(r"\bsamples: (\d+)", out.decode(errors="replace"))
-        # The seed profile's native histograms (16 of a target's 80 series) are not imported.
-        want = int(read[0]) * (64 if ds.source == "gen" else 80) // 80 if read else -1
-        urllib.request.urlopen(s.url + "/internal/force_flush", timeout=600).read()
-        q = f'sum(count_over_time({{__name__=~".+"}}[{ds.days}d]))'
-        _, res = http_query(s, q, MODES[0])
-        try:
-            have = int(float(res["data"]["result"][0]["value"][1]))
-        except (TypeError, KeyError, IndexError, ValueError):
-            have = -2
-        if have == want:
-            break
-        log(f"{ds.name}: after vmctl attempt {attempt} VictoriaMetrics holds {have} samples of {want}; importing again")
-    log(f"{ds.name}: vmctl import took {time.time() - t0:.0f}s")
+    # vmctl draws a progress bar and wants a terminal.
+    out = subprocess.run(["script", "-qec", vmctl, "/dev/null"], check=True, capture_output=True).stdout
+    with open(os.path.join(logdir, "vmctl.log"), "ab") as f:
+        f.write(out)
+    sent = re.findall(r"total samples: (\d+)", out.decode(errors="replace"))
+    stats["vmctl_s"] = time.time() - t0
+    stats["vmctl_sent"] = int(sent[-1]) if sent else -1
+    t1 = time.time()
+    vm_flush(s.url)
+    metas = block_metas(ds)
+    want = [float_samples(m, ds) for m in metas]
+    stats["want"] = sum(want)
+    have = vm_block_sums(s.url, metas)
+    stats["vmctl_missing"] = sum(want) - sum(have)
+    log(f"{ds.name}: vmctl sent {stats['vmctl_sent']:,} samples in {stats['vmctl_s']:.0f}s; VictoriaMetrics holds "
+        f"{sum(have):,} of {sum(want):,} (checked in {time.time() - t1:.0f}s)")
+    # Debian's vmctl 1.79 loses the last few series it reads: its importer's workers return
+    # as soon as Close() is signalled, and Go's select may take that signal while series
+    # still wait in the buffered input channel (4 x --vm-concurrency of them), which are then
+    # never sent (fixed upstream later by draining the channel on close). So the series at
+    # the end of the index of the last block(s) read arrive short; they are imported again
+    # from Prometheus's raw samples, series by series.
+    stats["repaired_series"] = 0
+    rounds, prom = 0, None
+    while have != want:
+        over = [m["ulid"] for m, h, w in zip(metas, have, want) if h > w]
+        if over or rounds == 3:
+            raise RuntimeError(
+                f"{ds.name}: VictoriaMetrics holds {sum(have):,} samples, the blocks {sum(want):,}"
+                f" (blocks with more: {over}); see {logdir}/vm-repair.log"
+            )
+        rounds += 1
+        if prom is None:
+            prom = start_prometheus(ds, logdir, name="prometheus-oracle")
+        short = [m for m, h, w in zip(metas, have, want) if h < w]
+        log(f"{ds.name}: {len(short)} block(s) short: {[m['ulid'] for m in short]}; importing the short series from Prometheus")
+        with open(os.path.join(logdir, "vm-repair.log"), "a") as f:
+            for meta in short:
+                stats["repaired_series"] += repair_vm_block(ds, s.url, prom.url, meta, f)
+        vm_flush(s.url)
+        have = vm_block_sums(s.url, metas)
+    if prom is not None:
+        RUNNING.remove(prom)
+        prom.stop()
+    stats["vm_check_s"] = time.time() - t1
+    stats["vm_import_s"] = time.time() - t0
+    log(f"{ds.name}: VictoriaMetrics holds all {sum(want):,} float samples of the blocks "
+        f"({stats['repaired_series']} series imported again); import took {stats['vm_import_s']:.0f}s")
     RUNNING.remove(s)
     s.stop()
-    open(os.path.join(ds.dir, "vm.done"), "w").close()
-    return data
+    with open(done, "w") as f:
+        json.dump(stats, f)
+    return data, stats
 
 
 def start_vm(ds: Dataset, logdir: str) -> System:
-    data = import_vm(ds, logdir)
+    data, _ = import_vm(ds, logdir)
     port = free_port()
     s = System("victoriametrics", url=f"http://127.0.0.1:{port}", extra_params={"nocache": "1"})
     t0 = time.time()
@@ -712,8 +872,15 @@ def result_size(res) -> tuple[int, int]:
 def bench_dataset(ds: Dataset, args, hypnos: str) -> dict:
     logdir = os.path.join(args.work, "logs", ds.name)
     os.makedirs(logdir, exist_ok=True)
-    build_blocks(ds, hypnos)
-    import_vm(ds, logdir)
+    t0 = time.time()
+    built_s = build_blocks(ds, hypnos)
+    phases = {"blocks_build_s": built_s, "blocks_build_now": time.time() - t0 > 1}
+    t0 = time.time()
+    _, phases["vm_import"] = import_vm(ds, logdir)
+    phases["vm_import_now"] = time.time() - t0 > 1
+    t0 = time.time()
+    prepare_bucket(ds)
+    phases["bucket_s"] = time.time() - t0
     blocks = [b for b in os.listdir(ds.blocks)]
     n_series = sum(json.load(open(os.path.join(ds.blocks, b, "meta.json")))["stats"]["numSeries"] for b in blocks) // max(
         1, len(blocks)
@@ -728,7 +895,11 @@ def bench_dataset(ds: Dataset, args, hypnos: str) -> dict:
         "systems": {},
         "queries": [],
         "load": [],
+        "phases": phases,
     }
+    if args.prepare_only:
+        log(f"{ds.name}: prepared ({json.dumps(phases)})")
+        return out
     # Start one at a time so start-up times do not compete for the CPU.
     systems = []
     starts = [lambda: start_prometheus(ds, logdir), lambda: start_vm(ds, logdir)]
@@ -749,13 +920,20 @@ def bench_dataset(ds: Dataset, args, hypnos: str) -> dict:
     cases = [(q, m) for q in ds.queries() for m in modes if not qre or qre.search(q[0])]
     results = {}
     # Pass 0: results for the equality check (also warms page cache and index caches alike).
+    t_pass = time.time()
+    spent = {s.name: 0.0 for s in systems}
     for (qname, expr, vm_reason), mode in cases:
         row = {"query": qname, "expr": expr, "mode": mode.name, "vm_excluded": vm_reason, "lat": {}, "cpu": {}}
+        row["timeouts"] = []
         answers = {}
         for s in systems:
             s.reset_hwm()
-            _, answers[s.name] = http_query(s, expr, mode)
+            dt, answers[s.name] = http_query(s, expr, mode)
+            spent[s.name] += dt
             s.note_peak(f"{qname} [{mode.name}]")
+            if timed_out(dt, answers[s.name]):
+                log(f"TIMEOUT {s.name} {qname} [{mode.name}] after {dt:.0f}s")
+                row["timeouts"].append(s.name)
         ref = answers["prometheus"]
         row["series"], row["points"] = result_size(ref)
         row["diffs"] = {h: compare(ref, answers[h]) for h in hypnoses}
@@ -774,22 +952,38 @@ def bench_dataset(ds: Dataset, args, hypnos: str) -> dict:
             row["cpu"][s.name] = []
         results[(qname, mode.name)] = row
         out["queries"].append(row)
-    # Timed passes: query by query, systems in shuffled order, repeated.
+    phases["pass0_s"] = time.time() - t_pass
+    phases["pass0_per_system_s"] = spent
+    log(f"{ds.name}: equality pass took {phases['pass0_s']:.0f}s ({', '.join(f'{k} {v:.0f}s' for k, v in spent.items())})")
+    # Timed passes: query by query, systems in shuffled order, repeated. A query that hit the
+    # timeout in the equality pass is not run again on that system: its latency counts as the
+    # timeout (a lower bound), flagged in the tables.
     rng = random.Random(1)
+    phases["reps_s"] = []
     for rep in range(args.reps):
+        t_pass = time.time()
         for (qname, expr, _), mode in cases:
             row = results[(qname, mode.name)]
             order = list(systems)
             rng.shuffle(order)
             for s in order:
+                if s.name in row["timeouts"]:
+                    row["lat"][s.name].append(float(QUERY_TIMEOUT_S))
+                    row["cpu"][s.name].append(float("nan"))
+                    continue
                 c0 = s.cpu()
                 s.reset_hwm()
                 dt, res = http_query(s, expr, mode)
                 row["cpu"][s.name].append(s.cpu() - c0)
                 s.note_peak(f"{qname} [{mode.name}]")
-                row["lat"][s.name].append(dt if isinstance(res, dict) else float("nan"))
+                if timed_out(dt, res):
+                    log(f"TIMEOUT {s.name} {qname} [{mode.name}] after {dt:.0f}s (rep {rep + 1})")
+                    row["timeouts"].append(s.name)
+                    dt = float(QUERY_TIMEOUT_S)
+                row["lat"][s.name].append(dt if isinstance(res, dict) or s.name in row["timeouts"] else float("nan"))
         out["load"].append(loadavg())
-        log(f"{ds.name}: rep {rep + 1}/{args.reps} done, load {loadavg():.1f}")
+        phases["reps_s"].append(time.time() - t_pass)
+        log(f"{ds.name}: rep {rep + 1}/{args.reps} done in {phases['reps_s'][-1]:.0f}s, load {loadavg():.1f}")
     for s in systems:
         out["systems"][s.name] = {
             "startup_s": s.startup_s,
@@ -812,8 +1006,14 @@ def geomean(xs):
 
 
 def ratios(d: dict, h: str, base: str, key: str = "median") -> list:
+    """Per-query ratios h/base. A timed-out query's latency counts as the timeout (a lower
+    bound: the ratio errs against whichever system timed out); queries where both timed out
+    say nothing and are left out."""
     out = []
     for q in d["queries"]:
+        timeouts = q.get("timeouts", [])
+        if h in timeouts and base in timeouts:
+            continue
         a, b = q[key][h], q[key][base]
         if b > 0 and math.isfinite(a) and math.isfinite(b):
             out.append(a / b)
@@ -830,6 +1030,9 @@ def markdown(report: dict) -> str:
     L.append("")
     L.append(f"Command: `{report['command']}`")
     L.append("")
+    L.extend(phases_table(report))
+    if report.get("prepare_only"):
+        return "\n".join(L) + "\n"
     L.append("#### Summary: medians over the query set of per-query ratios (geometric mean in brackets)")
     L.append("")
     L.append(
@@ -849,6 +1052,19 @@ def markdown(report: dict) -> str:
                 f"{fm(ratios(d, h, 'prometheus', 'cpu_median'))} | {fm(ratios(d, h, 'victoriametrics', 'cpu_median'))} | "
                 f"{hd} | {vd} / {vx} |"
             )
+    L.append("")
+    timeouts = [(d["dataset"], q, s) for d in report["datasets"] for q in d["queries"] for s in dict.fromkeys(q.get("timeouts", []))]
+    if timeouts:
+        L.append(
+            f"Timed out (query timeout {report.get('query_timeout_s')} s for all three systems; the latency counts as the"
+            " timeout, a lower bound, so each ratio errs against the system that timed out; not run again in the"
+            " timed repetitions):"
+        )
+        L.append("")
+        for ds_name, q, s in timeouts:
+            L.append(f"- {ds_name} `{q['query']}` [{q['mode']}]: {s}")
+    else:
+        L.append(f"No query hit the query timeout ({report.get('query_timeout_s')} s, the same for all three systems).")
     L.append("")
     L.append("#### Per system: start-up to first answer, peak memory, bytes on disk")
     L.append("")
@@ -903,9 +1119,12 @@ def markdown(report: dict) -> str:
             ratios_ = " | ".join(
                 f"{med[h] / med['prometheus']:.2f} | {med[h] / med['victoriametrics']:.2f}" for h in hs
             )
+            lat = lambda name: (  # noqa: E731
+                f"≥ {human_s(med[name])} (timeout)" if name in q.get("timeouts", []) else human_s(med[name])
+            )
             L.append(
-                f"| `{q['query']}` | {q['mode']} | {q['series']}/{q['points']} | {human_s(med['prometheus'])} | "
-                f"{human_s(med['victoriametrics'])} | " + " | ".join(human_s(med[h]) for h in hs) + f" | {ratios_} | "
+                f"| `{q['query']}` | {q['mode']} | {q['series']}/{q['points']} | {lat('prometheus')} | "
+                f"{lat('victoriametrics')} | " + " | ".join(lat(h) for h in hs) + f" | {ratios_} | "
                 + ", ".join(eqs) + " |"
             )
     diffs = [
@@ -923,6 +1142,32 @@ def markdown(report: dict) -> str:
                 why = f" (excluded: {q['vm_excluded']})" if q["vm_excluded"] else ""
                 L.append(f"- {ds_name} `{q['expr']}` [{q['mode']}] VictoriaMetrics{why}: {q['vm_diff']}")
     return "\n".join(L) + "\n"
+
+
+def phases_table(report: dict) -> list:
+    """How long each phase took: block build, VictoriaMetrics import (vmctl, then the check
+    and the repair of what vmctl lost), start-up and the query passes."""
+    fs = lambda x: "–" if x is None else f"{x:.0f} s"  # noqa: E731
+    fn = lambda x: "–" if x is None else f"{x:,}"  # noqa: E731
+    L = ["#### Phases (wall time; cached phases show the time they took when they ran)", ""]
+    L.append(
+        "| dataset | blocks | blocks built | VM import: vmctl | vmctl lost (samples) | VM check + repair | series"
+        " imported again | start-up P / VM / H | equality pass | timed repetitions |"
+    )
+    L.append("|---|---|---|---|---|---|---|---|---|---|")
+    for d in report["datasets"]:
+        ph = d.get("phases", {})
+        vm = ph.get("vm_import", {})
+        cached = lambda now: "" if now else " (cached)"  # noqa: E731
+        ups = " / ".join(f"{s['startup_s']:.1f} s" for s in d["systems"].values()) if d["systems"] else "–"
+        reps = ", ".join(fs(x) for x in ph.get("reps_s", [])) or "–"
+        L.append(
+            f"| {d['dataset']} | {d['blocks']} | {fs(ph.get('blocks_build_s'))}{cached(ph.get('blocks_build_now'))} | "
+            f"{fs(vm.get('vmctl_s'))}{cached(ph.get('vm_import_now'))} | {fn(vm.get('vmctl_missing'))} | "
+            f"{fs(vm.get('vm_check_s'))} | {vm.get('repaired_series', '–')} | {ups} | {fs(ph.get('pass0_s'))} | {reps} |"
+        )
+    L.append("")
+    return L
 
 
 def machine_info() -> dict:
@@ -955,11 +1200,26 @@ def main():
         help="another hypnos binary measured in the same run (A/B of a change); repeatable",
     )
     ap.add_argument("--filter", help="only queries whose name matches this regex")
+    ap.add_argument(
+        "--query-timeout",
+        type=int,
+        default=120,
+        metavar="SECONDS",
+        help="longest a query may run, the same on all three systems (default 120, Prometheus's); a query cut off"
+        " is reported as timed out and not repeated on that system",
+    )
+    ap.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="build the datasets and load them (VictoriaMetrics import, bucket), report how long that took, run no query",
+    )
     ap.add_argument("--extra-modes", default="", help="comma-separated extra range modes: 6h")
     ap.add_argument("--out", default=None, help="JSON results (default WORK/results.json)")
     ap.add_argument("--markdown", default=None, help="tables (default WORK/results.md)")
     args = ap.parse_args()
     args.out = args.out or os.path.join(args.work, "results.json")
+    global QUERY_TIMEOUT_S
+    QUERY_TIMEOUT_S = args.query_timeout
     args.extra_modes = [m for m in args.extra_modes.split(",") if m]
     args.variants = []
     for v in args.hypnos_variant:
@@ -986,6 +1246,8 @@ def main():
     report = {
         "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
         "reps": args.reps,
+        "query_timeout_s": args.query_timeout,
+        "prepare_only": args.prepare_only,
         "machine": machine_info() | {"started": time.strftime("%Y-%m-%d %H:%M", time.gmtime())},
         "datasets": [],
     }
@@ -996,7 +1258,7 @@ def main():
                 json.dump(report, f, indent=1)
     finally:
         stop_all()
-    loads = [x for d in report["datasets"] for x in d["load"]]
+    loads = [x for d in report["datasets"] for x in d["load"]] or [loadavg()]
     report["machine"] |= {
         "finished": time.strftime("%H:%M", time.gmtime()),
         "load_min": min(loads),
