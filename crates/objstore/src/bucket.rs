@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
+use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tokio::io::AsyncWriteExt;
@@ -44,6 +45,14 @@ pub trait Bucket: Send + Sync + fmt::Debug + 'static {
     async fn get_ranges(&self, key: &str, ranges: &[Range<u64>]) -> Result<Vec<Bytes>, BucketError>;
 
     async fn head(&self, key: &str) -> Result<ObjectAttributes, BucketError>;
+
+    /// The file holding the object, when the bucket is a directory on this machine
+    /// (FILESYSTEM): readers may map or read it directly instead of asking for ranges. Objects
+    /// of a bucket are written once and replaced, never changed in place. `None` for remote
+    /// buckets.
+    fn local_path(&self, _key: &str) -> Option<PathBuf> {
+        None
+    }
 
     async fn exists(&self, key: &str) -> Result<bool, BucketError> {
         match self.head(key).await {
@@ -85,6 +94,8 @@ pub struct ObjectStoreBucket {
     store: Arc<dyn ObjectStore>,
     part_size: usize,
     multipart: bool,
+    /// The same store when it is a local directory, for [`Bucket::local_path`].
+    local: Option<Arc<LocalFileSystem>>,
 }
 
 impl fmt::Debug for ObjectStoreBucket {
@@ -107,7 +118,16 @@ impl ObjectStoreBucket {
             store,
             part_size: DEFAULT_PART_SIZE,
             multipart: true,
+            local: None,
         }
+    }
+
+    /// A bucket over a local directory: objects are also reachable as files
+    /// ([`Bucket::local_path`]).
+    pub fn local(name: impl Into<String>, store: Arc<LocalFileSystem>) -> Self {
+        let mut bucket = Self::new(name, store.clone());
+        bucket.local = Some(store);
+        bucket
     }
 
     /// An in-memory bucket, for tests.
@@ -263,6 +283,11 @@ impl Bucket for ObjectStoreBucket {
             size: meta.size,
             last_modified: SystemTime::from(meta.last_modified),
         })
+    }
+
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        let local = self.local.as_ref()?;
+        local.path_to_filesystem(&self.path(key).ok()?).ok()
     }
 
     async fn put(&self, key: &str, data: Bytes) -> Result<(), BucketError> {

@@ -30,5 +30,5 @@ pub(crate) fn open(cfg: &FilesystemConfig, prefix: &str) -> Result<ObjectStoreBu
         // deleted block does not linger as an empty (partial-looking) block directory.
         .with_automatic_cleanup(true);
     let name = format!("file://{}", root.display());
-    Ok(ObjectStoreBucket::new(name, Arc::new(store)).with_upload_parts(LOCAL_PART_SIZE, true))
+    Ok(ObjectStoreBucket::local(name, Arc::new(store)).with_upload_parts(LOCAL_PART_SIZE, true))
 }

@@ -46,3 +46,25 @@ async fn filesystem_prefix_and_config_file() {
     );
     assert_eq!(bkt.iter("", false).await.unwrap(), ["01ARZ3NDEKTSV4RRFFQ69G5FAV/"]);
 }
+
+#[tokio::test]
+async fn filesystem_objects_are_local_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "type: FILESYSTEM\nprefix: p\nconfig:\n  directory: {}\n",
+        dir.path().display()
+    );
+    let bkt = load_bucket(None, Some(&yaml)).unwrap();
+    bkt.put("01ARZ3NDEKTSV4RRFFQ69G5FAV/chunks/000001", "chunk bytes".into())
+        .await
+        .unwrap();
+    let path = bkt.local_path("01ARZ3NDEKTSV4RRFFQ69G5FAV/chunks/000001").unwrap();
+    assert_eq!(path, dir.path().join("p/01ARZ3NDEKTSV4RRFFQ69G5FAV/chunks/000001"));
+    assert_eq!(std::fs::read(&path).unwrap(), b"chunk bytes");
+    // Keys that name no object are refused as keys, not mapped to odd paths.
+    assert_eq!(bkt.local_path("/abs"), None);
+    assert_eq!(bkt.local_path(""), None);
+    // Remote (here: in-memory) buckets have no local files.
+    let mem = hypnos_objstore::ObjectStoreBucket::in_memory();
+    assert_eq!(hypnos_objstore::Bucket::local_path(&mem, "a/b"), None);
+}

@@ -18,6 +18,7 @@ use hypnos_tsdb::{BlockMeta, ChunkMeta, ChunkRef, SeriesRef};
 use crate::cache::IndexCache;
 use crate::error::BlockError;
 use crate::indexheader::{self, IndexHeader};
+use crate::mapped::MappedSegment;
 
 /// Bytes read for a series entry whose size is unknown; a longer entry is read again whole.
 const DEFAULT_SERIES_READ: u64 = 4096;
@@ -54,6 +55,15 @@ pub struct FetchedChunk {
     pub data: Bytes,
 }
 
+/// A chunk segment file of a block: its key and size, and its mapping when the bucket is a
+/// local directory (chunks are then slices of it instead of ranged reads).
+#[derive(Debug)]
+struct Segment {
+    key: String,
+    size: u64,
+    map: Option<MappedSegment>,
+}
+
 #[derive(Debug)]
 pub struct BucketBlock {
     pub id: ulid::Ulid,
@@ -64,8 +74,8 @@ pub struct BucketBlock {
     bucket: Arc<dyn Bucket>,
     header: IndexHeader,
     index_key: String,
-    /// Segment keys (`<ULID>/chunks/000001`, ...) in order, with their sizes.
-    segments: Vec<(String, u64)>,
+    /// Chunk segments (`<ULID>/chunks/000001`, ...) in order.
+    segments: Vec<Segment>,
     cache: Arc<IndexCache>,
 }
 
@@ -96,7 +106,16 @@ impl BucketBlock {
         let mut segments = Vec::with_capacity(keys.len());
         for key in keys {
             let size = bucket.head(&key).await.map_err(|e| BlockError::bucket(&key, e))?.size;
-            segments.push((key, size));
+            let map = bucket
+                .local_path(&key)
+                .and_then(|path| match MappedSegment::open(&path, size) {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        tracing::warn!(key, err = %e, "cannot map chunk segment; reading it by ranges");
+                        None
+                    }
+                });
+            segments.push(Segment { key, size, map });
         }
         if segments.is_empty() && meta.stats.num_chunks > 0 {
             return Err(BlockError::Corrupt {
@@ -391,39 +410,48 @@ impl BucketBlock {
         }
         let mut out: Vec<FetchedChunk> = vec![FetchedChunk::default(); refs.len()];
         for (segment, idxs) in by_segment {
-            let Some((key, size)) = self.segments.get(segment as usize) else {
-                return Err(BlockError::Corrupt {
-                    file: self.index_key.clone(),
-                    offset: 0,
-                    reason: format!(
-                        "chunk reference to segment {} but the block has {}",
-                        segment + 1,
-                        self.segments.len()
-                    ),
-                });
-            };
-            let mut ranges = Vec::with_capacity(idxs.len());
+            let seg = self.segment(segment)?;
+            let (key, size) = (&seg.key, seg.size);
             for &i in &idxs {
                 let off = u64::from(refs[i].offset());
-                if off < hypnos_tsdb::chunks::SEGMENT_HEADER_SIZE as u64 || off >= *size {
+                if off < hypnos_tsdb::chunks::SEGMENT_HEADER_SIZE as u64 || off >= size {
                     return Err(BlockError::Corrupt {
                         file: key.clone(),
                         offset: off,
                         reason: format!("chunk offset outside the segment of {size} bytes"),
                     });
                 }
-                ranges.push(off..(off + max_read).min(*size));
             }
+            if let Some(map) = &seg.map {
+                let all = map.bytes();
+                for &i in &idxs {
+                    let off = u64::from(refs[i].offset());
+                    let (range, encoding) = chunk_in(key, &all[off as usize..], off)?;
+                    out[i] = FetchedChunk {
+                        encoding,
+                        data: all.slice(off as usize + range.start..off as usize + range.end),
+                    };
+                }
+                continue;
+            }
+            let ranges: Vec<Range<u64>> = idxs
+                .iter()
+                .map(|&i| {
+                    let off = u64::from(refs[i].offset());
+                    off..(off + max_read).min(size)
+                })
+                .collect();
             let parts = self.read_coalesced(key, &ranges).await?;
+            let mut read = Vec::with_capacity(idxs.len());
             for (&i, mut b) in idxs.iter().zip(parts) {
                 let off = u64::from(refs[i].offset());
-                let (total, len_field) = chunk_record_len(&b).ok_or_else(|| BlockError::Corrupt {
+                let (total, _) = chunk_record_len(&b).ok_or_else(|| BlockError::Corrupt {
                     file: key.clone(),
                     offset: off,
                     reason: "chunk length is not a valid varint".into(),
                 })?;
                 if total > b.len() as u64 {
-                    if off + total > *size {
+                    if off + total > size {
                         return Err(BlockError::Corrupt {
                             file: key.clone(),
                             offset: off,
@@ -432,16 +460,54 @@ impl BucketBlock {
                     }
                     b = self.read_range(key, off..off + total).await?;
                 }
-                let (chunk, _) = parse_chunk_record(&b, off).map_err(|e| BlockError::from_tsdb(key, e))?;
-                // The data follows the length field and the encoding byte.
-                let data = b.slice(len_field + 1..len_field + 1 + chunk.data.len());
-                out[i] = FetchedChunk {
-                    encoding: chunk.encoding.to_byte(),
-                    data,
-                };
+                let (range, encoding) = chunk_in(key, &b, off)?;
+                read.push(FetchedChunk {
+                    encoding,
+                    data: b.slice(range),
+                });
+            }
+            for (&i, c) in idxs.iter().zip(compact(read)) {
+                out[i] = c;
             }
         }
-        Ok(compact(out))
+        Ok(out)
+    }
+
+    fn segment(&self, segment: u32) -> Result<&Segment, BlockError> {
+        self.segments.get(segment as usize).ok_or_else(|| BlockError::Corrupt {
+            file: self.index_key.clone(),
+            offset: 0,
+            reason: format!(
+                "chunk reference to segment {} but the block has {}",
+                segment + 1,
+                self.segments.len()
+            ),
+        })
+    }
+
+    /// Hands back the resident pages of the mapped segments that reading `refs` touched
+    /// (from the first chunk to the end of the last, per segment). Chunks already handed out
+    /// stay valid.
+    pub fn release_chunks(&self, refs: &[ChunkRef]) {
+        let mut spans: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+        for r in refs {
+            let off = u64::from(r.offset());
+            let span = spans.entry(r.segment()).or_insert((off, off));
+            span.0 = span.0.min(off);
+            span.1 = span.1.max(off);
+        }
+        for (segment, (lo, last)) in spans {
+            let Some(map) = self.segments.get(segment as usize).and_then(|s| s.map.as_ref()) else {
+                continue;
+            };
+            // The last chunk's record ends where its length says.
+            let end = map
+                .bytes()
+                .get(last as usize..)
+                .and_then(chunk_record_len)
+                .map_or(last + 1, |(total, _)| last.saturating_add(total));
+            map.release(lo..end);
+        }
     }
 
     async fn read_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, BlockError> {
@@ -560,6 +626,15 @@ fn series_entry_len(b: &[u8]) -> Option<u64> {
 fn chunk_record_len(b: &[u8]) -> Option<(u64, usize)> {
     let (len, n) = read_uvarint(&b[..b.len().min(hypnos_tsdb::chunks::MAX_CHUNK_LEN_FIELD)]).ok()?;
     Some((len.checked_add(n as u64)?.checked_add(5)?, n))
+}
+
+/// The chunk record at the start of `b` (at offset `off` of `key`), CRC checked: where its
+/// data lies in `b`, and its TSDB encoding byte.
+fn chunk_in(key: &str, b: &[u8], off: u64) -> Result<(Range<usize>, u8), BlockError> {
+    let (chunk, total) = parse_chunk_record(b, off).map_err(|e| BlockError::from_tsdb(key, e))?;
+    // The data ends where the 4-byte CRC that closes the record starts.
+    let end = total - 4;
+    Ok((end - chunk.data.len()..end, chunk.encoding.to_byte()))
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! - [`fetcher`]: which blocks to serve (meta.json present, deletion marks, partial uploads,
 //!   time partition, consistency delay, compacted duplicates), as Thanos's meta fetcher.
 //! - [`indexheader`]: Thanos's binary index-header, built in `--data-dir` from ranged reads.
-//! - [`block`]: one block: postings, series and chunks read by range, with [`cache`].
+//! - [`block`]: one block: postings, series and chunks read by range, with [`cache`]; chunk
+//!   segments of a local (FILESYSTEM) bucket are memory-mapped instead (`mapped`).
 //! - [`select`]: the `Series` selection, a merge of per-block cursors in label order.
 //! - [`store`]: the set of blocks, its sync, and the StoreAPI (`Series`, `LabelNames`,
 //!   `LabelValues`, `Info`).
@@ -20,6 +21,7 @@ pub mod cache;
 pub mod error;
 pub mod fetcher;
 pub mod indexheader;
+mod mapped;
 pub mod metrics;
 pub mod select;
 pub mod store;

@@ -6,8 +6,9 @@
 //! entries read a window at a time (see [`crate::select`]). The cursors are merged in label
 //! order (external labels added, replica labels removed), so output is sorted and a series
 //! spread over several blocks is sent once. Series are sent in batches, each batch's chunks
-//! read with coalesced ranged reads (blocks concurrently), so memory holds a window of series
-//! per block and chunk data of one batch only.
+//! read with coalesced ranged reads (blocks concurrently), or sliced out of the mapped segment
+//! files of a local bucket (whose pages are handed back once the batch is sent), so memory
+//! holds a window of series per block and chunk data of one batch only.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -319,10 +320,16 @@ impl BucketStore {
     ) {
         let mut failed_blocks: HashSet<usize> = HashSet::new();
         let mut failures = Vec::new();
+        let mut sent_chunks = SentChunks {
+            blocks: &blocks,
+            refs: Vec::new(),
+        };
         loop {
             // Each batch is merged from the blocks' cursors when the previous one is sent, so
             // that memory holds one batch of labels, chunk metas and chunks.
             let batch = merge.next_batch(STREAM_BATCH, &mut failures).await;
+            // The previous batch is sent (all but the few messages the channel holds).
+            sent_chunks.release();
             for CursorFailure { bi, error } in failures.drain(..) {
                 failed_blocks.insert(bi);
                 match self.block_failure(&blocks[bi], &error, abort) {
@@ -360,7 +367,10 @@ impl BucketStore {
                     .buffer_unordered(BLOCK_QUERY_CONCURRENCY);
                 while let Some((bi, refs, result)) = reads.next().await {
                     match result {
-                        Ok(chunks) => fetched[bi] = Some((refs, chunks)),
+                        Ok(chunks) => {
+                            sent_chunks.refs.push((bi, refs.clone()));
+                            fetched[bi] = Some((refs, chunks));
+                        }
                         Err(e) => {
                             failed_blocks.insert(bi);
                             match self.block_failure(&blocks[bi], &e, abort) {
@@ -609,6 +619,29 @@ impl BucketStore {
             }),
             ..InfoResponse::default()
         }
+    }
+}
+
+/// The chunk references of a streamed batch, per block: once the batch is sent, the pages of
+/// mapped segments they touched are handed back (also when the stream ends early).
+struct SentChunks<'a> {
+    blocks: &'a [Arc<BucketBlock>],
+    refs: Vec<(usize, Vec<ChunkRef>)>,
+}
+
+impl SentChunks<'_> {
+    fn release(&mut self) {
+        for (bi, refs) in self.refs.drain(..) {
+            if let Some(block) = self.blocks.get(bi) {
+                block.release_chunks(&refs);
+            }
+        }
+    }
+}
+
+impl Drop for SentChunks<'_> {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 

@@ -390,6 +390,7 @@ async fn verify_block(
             }
         }
         block.chunks(&chunk_refs).await?;
+        block.release_chunks(&chunk_refs);
     }
     Ok(())
 }
