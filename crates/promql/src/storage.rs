@@ -99,6 +99,8 @@ pub struct FloatThinner {
     slot: Slot,
     /// Instant selectors: the newest sample so far of the current slot.
     pending: Option<FPoint>,
+    /// Samples in the last slot that ended inside a batch.
+    last_slot_len: usize,
     done: bool,
 }
 
@@ -115,6 +117,7 @@ impl FloatThinner {
             whole,
             slot: Slot::default(),
             pending: None,
+            last_slot_len: 0,
             done: false,
         }
     }
@@ -152,15 +155,14 @@ impl FloatThinner {
         let mut rest = batch;
         while let Some(&(t0, _)) = rest.first() {
             if !self.slot.holds(t0) {
-                self.slot = self.grid.slot(t0);
+                self.slot = self.slot_after(t0);
                 out.extend(self.pending.take());
             }
             let Some(eval_t) = self.slot.eval_t else {
                 self.done = true;
                 return;
             };
-            let hi = self.slot.hi;
-            let n = rest.partition_point(|&(t, _)| t <= hi);
+            let n = self.slot_len(rest);
             let (in_slot, after) = rest.split_at(n);
             if self.range > 0 {
                 let from = eval_t.saturating_sub(self.range);
@@ -171,6 +173,39 @@ impl FloatThinner {
             }
             rest = after;
         }
+    }
+
+    /// The slot of `t`, a sample after the current slot: usually the next one, found without
+    /// the division [`EvalGrid::slot`] needs.
+    fn slot_after(&self, t: Timestamp) -> Slot {
+        let Slot { hi, eval_t, .. } = self.slot;
+        let step = self.grid.step;
+        if eval_t.is_some() && step > 0 && t > hi && t - hi <= step {
+            let next = hi.saturating_add(step);
+            return Slot {
+                lo: hi,
+                hi: next,
+                eval_t: (next <= self.grid.last).then_some(next),
+            };
+        }
+        self.grid.slot(t)
+    }
+
+    /// How many of `rest` (starting in the current slot) are in it. Scrapes are regular, so
+    /// a slot usually holds as many samples as the one before: that guess is checked first.
+    fn slot_len(&mut self, rest: &[(Timestamp, f64)]) -> usize {
+        let hi = self.slot.hi;
+        if rest.last().is_some_and(|&(t, _)| t <= hi) {
+            return rest.len();
+        }
+        let g = self.last_slot_len;
+        let n = if g >= 1 && g < rest.len() && rest[g - 1].0 <= hi && rest[g].0 > hi {
+            g
+        } else {
+            rest.partition_point(|&(t, _)| t <= hi)
+        };
+        self.last_slot_len = n;
+        n
     }
 
     /// Appends the last kept sample still held back.

@@ -278,11 +278,14 @@ proptest::proptest! {
         step in 0i64..25,
         span in -10i64..200,
         range in 0i64..40,
+        regular in proptest::bool::ANY,
     ) {
         let mut t = start;
         let mut samples = Vec::new();
+        let every = gaps.first().copied().unwrap_or(1);
         for (i, g) in gaps.into_iter().enumerate() {
-            t += g;
+            // Regular scrapes are the common case the thinner's guesses are made for.
+            t += if regular { every } else { g };
             samples.push((t, i as f64));
         }
         let mut want: Vec<hypnos_promql::FPoint> =
