@@ -156,59 +156,112 @@ impl FanoutQueryable {
         counter: bool,
         hints: &SelectHints,
     ) -> Result<Option<StorageSeries>, StorageError> {
-        // A selector on the step grid reads only part of the samples: an instant selector
-        // with a 5 m step over 15 s scrapes 1 in 20. Floats are thinned as they are decoded;
-        // each kind is thinned on its own: the newest sample before a step is the newer of
-        // the newest of each kind. (Not the histograms that histogram_count and friends read:
-        // they detect counter resets sample by sample.)
-        let thin = hints
-            .eval_first
-            .map(|first| FloatThinner::new(first, hints.step, hints.end, hints.range));
-        if !self.opts.dedup_active()
-            && let Some((mut floats, mut histograms)) =
-                dedup::decode_clipped(&s.chunks, hints.start, hints.end, thin)
-                    .map_err(|e| StorageError::Other(format!("series {}: {e}", s.labels)))?
-        {
-            if floats.is_empty() && histograms.is_empty() {
-                return Ok(None);
+        decode_series(s, counter, hints, self.opts.dedup_active())
+    }
+}
+
+/// Series handed to one decoding task at most.
+const DECODE_BATCH: usize = 16;
+/// Decoding tasks running ahead of the engine.
+const DECODE_AHEAD: usize = 4;
+
+/// Decodes merged series on the runtime's other workers while the engine evaluates the ones
+/// before them, keeping their order. Decoding is most of the querier's CPU time on a large
+/// selection, and the engine's own work per series can then overlap it: on two cores the
+/// querier was the slower end of the store → querier pipeline.
+fn decode_ahead<'a>(
+    merged: impl futures::Stream<Item = Result<MergedSeries, StorageError>> + Send + 'a,
+    counter: bool,
+    hints: Arc<SelectHints>,
+) -> impl futures::Stream<Item = Result<Arc<StorageSeries>, StorageError>> + Send + 'a {
+    merged
+        .ready_chunks(DECODE_BATCH)
+        .map(move |batch| {
+            let hints = hints.clone();
+            let job = move || -> Vec<Result<Arc<StorageSeries>, StorageError>> {
+                batch
+                    .into_iter()
+                    .filter_map(|s| match s {
+                        Ok(s) => decode_series(s, counter, &hints, false)
+                            .map(|s| s.map(Arc::new))
+                            .transpose(),
+                        Err(e) => Some(Err(e)),
+                    })
+                    .collect()
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(rt) => rt
+                    .spawn(async move { job() })
+                    .map(|done| {
+                        done.unwrap_or_else(|e| vec![Err(StorageError::Other(format!("decoding series: {e}")))])
+                    })
+                    .left_future(),
+                Err(_) => futures::future::ready(job()).right_future(),
             }
-            // Range selectors reserve for every sample of the chunks but may keep few.
-            if floats.capacity() > floats.len() + floats.len() / 4 {
-                floats.shrink_to_fit();
-            }
-            if let Some(first) = hints.eval_first
-                && !hints.histogram_stats
-            {
-                keep_samples_read(&mut histograms, first, hints.step, hints.end, hints.range);
-                histograms.shrink_to_fit();
-            }
-            return Ok(Some(StorageSeries {
-                labels: s.labels,
-                floats,
-                histograms,
-            }));
-        }
-        let points = if self.opts.dedup_active() {
-            dedup::dedup_series(&s.chunks, counter)
-        } else {
-            dedup::decode_chunks(&s.chunks).map(dedup::sort_unique)
-        }
-        .map_err(|e| StorageError::Other(format!("series {}: {e}", s.labels)))?;
-        if points.is_empty() {
+        })
+        .buffered(DECODE_AHEAD)
+        .flat_map(futures::stream::iter)
+}
+
+/// A merged series' chunks decoded into the engine's series, deduplicated across replicas when
+/// `dedup_active`, its floats thinned by the step grid as they are decoded.
+fn decode_series(
+    s: MergedSeries,
+    counter: bool,
+    hints: &SelectHints,
+    dedup_active: bool,
+) -> Result<Option<StorageSeries>, StorageError> {
+    // A selector on the step grid reads only part of the samples: an instant selector
+    // with a 5 m step over 15 s scrapes 1 in 20. Floats are thinned as they are decoded;
+    // each kind is thinned on its own: the newest sample before a step is the newer of
+    // the newest of each kind. (Not the histograms that histogram_count and friends read:
+    // they detect counter resets sample by sample.)
+    let thin = hints
+        .eval_first
+        .map(|first| FloatThinner::new(first, hints.step, hints.end, hints.range));
+    if !dedup_active
+        && let Some((mut floats, mut histograms)) = dedup::decode_clipped(&s.chunks, hints.start, hints.end, thin)
+            .map_err(|e| StorageError::Other(format!("series {}: {e}", s.labels)))?
+    {
+        if floats.is_empty() && histograms.is_empty() {
             return Ok(None);
         }
-        let mut out = StorageSeries {
-            labels: s.labels.clone(),
-            ..Default::default()
-        };
-        for Point { t, v } in points {
-            match v {
-                Value::Float(v) => out.floats.push(FPoint { t, v }),
-                Value::Histogram(h) => out.histograms.push(HPoint { t, h }),
-            }
+        // Range selectors reserve for every sample of the chunks but may keep few.
+        if floats.capacity() > floats.len() + floats.len() / 4 {
+            floats.shrink_to_fit();
         }
-        Ok(Some(out))
+        if let Some(first) = hints.eval_first
+            && !hints.histogram_stats
+        {
+            keep_samples_read(&mut histograms, first, hints.step, hints.end, hints.range);
+            histograms.shrink_to_fit();
+        }
+        return Ok(Some(StorageSeries {
+            labels: s.labels,
+            floats,
+            histograms,
+        }));
     }
+    let points = if dedup_active {
+        dedup::dedup_series(&s.chunks, counter)
+    } else {
+        dedup::decode_chunks(&s.chunks).map(dedup::sort_unique)
+    }
+    .map_err(|e| StorageError::Other(format!("series {}: {e}", s.labels)))?;
+    if points.is_empty() {
+        return Ok(None);
+    }
+    let mut out = StorageSeries {
+        labels: s.labels.clone(),
+        ..Default::default()
+    };
+    for Point { t, v } in points {
+        match v {
+            Value::Float(v) => out.floats.push(FPoint { t, v }),
+            Value::Histogram(h) => out.histograms.push(HPoint { t, h }),
+        }
+    }
+    Ok(Some(out))
 }
 
 impl Queryable for FanoutQueryable {
@@ -238,11 +291,12 @@ impl Queryable for FanoutQueryable {
                 .await
                 .map_err(|e| StorageError::Other(e.to_string()))
         };
+        let shared_hints = Arc::new(hints.clone());
         futures::stream::once(opened)
             .map_ok(move |merge| {
-                merge.filter_map(move |event| {
+                let merged = merge.filter_map(move |event| {
                     let out = match event {
-                        Ok(MergeEvent::Series(s)) => decode(s),
+                        Ok(MergeEvent::Series(s)) => Some(Ok(s)),
                         Ok(MergeEvent::Warning(w)) => {
                             self.add_warnings(vec![w]);
                             None
@@ -250,7 +304,8 @@ impl Queryable for FanoutQueryable {
                         Err(e) => Some(Err(StorageError::Other(e.to_string()))),
                     };
                     futures::future::ready(out)
-                })
+                });
+                decode_ahead(merged, counter, shared_hints.clone())
             })
             .try_flatten()
             .boxed()
