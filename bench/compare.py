@@ -1030,7 +1030,8 @@ def markdown(report: dict) -> str:
     L.append("")
     L.append(f"Command: `{report['command']}`")
     L.append("")
-    L.extend(phases_table(report))
+    if any(d.get("phases") for d in report["datasets"]):
+        L.extend(phases_table(report))
     if report.get("prepare_only"):
         return "\n".join(L) + "\n"
     L.append("#### Summary: medians over the query set of per-query ratios (geometric mean in brackets)")
@@ -1063,8 +1064,8 @@ def markdown(report: dict) -> str:
         L.append("")
         for ds_name, q, s in timeouts:
             L.append(f"- {ds_name} `{q['query']}` [{q['mode']}]: {s}")
-    else:
-        L.append(f"No query hit the query timeout ({report.get('query_timeout_s')} s, the same for all three systems).")
+    elif report.get("query_timeout_s"):
+        L.append(f"No query hit the query timeout ({report['query_timeout_s']} s, the same for all three systems).")
     L.append("")
     L.append("#### Per system: start-up to first answer, peak memory, bytes on disk")
     L.append("")
@@ -1182,6 +1183,26 @@ def machine_info() -> dict:
     return {"cores": os.cpu_count(), "cpu": cpu, "mem_gib": mem}
 
 
+def write_report_only(paths: list, md_path: str):
+    """Tables from one or more earlier runs' JSON (an interrupted run keeps the datasets it
+    finished in its JSON); the machine line and command are the first run's."""
+    reports = []
+    for p in paths:
+        with open(p) as f:
+            reports.append(json.load(f))
+    report = reports[0]
+    for r in reports[1:]:
+        report["datasets"] += r["datasets"]
+    loads = [x for d in report["datasets"] for x in d["load"]] or [0.0]
+    report["machine"].setdefault("finished", "?")
+    report["machine"] |= {"load_min": min(loads), "load_max": max(loads), "load_mean": statistics.mean(loads)}
+    report["prepare_only"] = all(r.get("prepare_only") for r in reports)
+    md = markdown(report)
+    with open(md_path, "w") as f:
+        f.write(md)
+    print(md)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default=os.environ.get("BENCH_WORK", "/tmp/hypnos-bench"), help="datasets, logs (reused)")
@@ -1214,6 +1235,11 @@ def main():
         help="build the datasets and load them (VictoriaMetrics import, bucket), report how long that took, run no query",
     )
     ap.add_argument("--extra-modes", default="", help="comma-separated extra range modes: 6h")
+    ap.add_argument(
+        "--report-only",
+        metavar="JSON[,JSON]",
+        help="write the tables (--markdown) again from earlier runs' JSON results, without running anything",
+    )
     ap.add_argument("--out", default=None, help="JSON results (default WORK/results.json)")
     ap.add_argument("--markdown", default=None, help="tables (default WORK/results.md)")
     args = ap.parse_args()
@@ -1228,6 +1254,9 @@ def main():
             sys.exit(f"bad --hypnos-variant {v!r}: want NAME=PATH of an executable")
         args.variants.append((name, path))
     args.markdown = args.markdown or os.path.join(args.work, "results.md")
+    if args.report_only:
+        write_report_only(args.report_only.split(","), args.markdown)
+        return
     if not os.access(args.hypnos, os.X_OK):
         sys.exit(f"no hypnos binary at {args.hypnos}: build it with `cargo build --release -p hypnos` or pass --hypnos")
     for tool in ("prometheus", "promtool", "victoria-metrics", "vmctl", "script"):
