@@ -164,6 +164,9 @@ impl FanoutQueryable {
 const DECODE_BATCH: usize = 16;
 /// Decoding tasks running ahead of the engine.
 const DECODE_AHEAD: usize = 4;
+/// Below this many chunk bytes a batch is decoded in place: handing it to another worker
+/// costs more (a wake-up and a context switch) than decoding it.
+const DECODE_ELSEWHERE_BYTES: usize = 32 << 10;
 
 /// Decodes merged series on the runtime's other workers while the engine evaluates the ones
 /// before them, keeping their order. Decoding is most of the querier's CPU time on a large
@@ -178,6 +181,13 @@ fn decode_ahead<'a>(
         .ready_chunks(DECODE_BATCH)
         .map(move |batch| {
             let hints = hints.clone();
+            let bytes: usize = batch
+                .iter()
+                .flatten()
+                .flat_map(|s| &s.chunks)
+                .filter_map(|c| c.raw.as_ref())
+                .map(|raw| raw.data.len())
+                .sum();
             let job = move || -> Vec<Result<Arc<StorageSeries>, StorageError>> {
                 batch
                     .into_iter()
@@ -190,13 +200,13 @@ fn decode_ahead<'a>(
                     .collect()
             };
             match tokio::runtime::Handle::try_current() {
-                Ok(rt) => rt
+                Ok(rt) if bytes >= DECODE_ELSEWHERE_BYTES => rt
                     .spawn(async move { job() })
                     .map(|done| {
                         done.unwrap_or_else(|e| vec![Err(StorageError::Other(format!("decoding series: {e}")))])
                     })
                     .left_future(),
-                Err(_) => futures::future::ready(job()).right_future(),
+                _ => futures::future::ready(job()).right_future(),
             }
         })
         .buffered(DECODE_AHEAD)
@@ -361,5 +371,55 @@ impl Queryable for FanoutQueryable {
             self.add_warnings(warnings);
             Ok(values)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hypnos_model::Labels;
+
+    /// Series big enough to be decoded on other workers come back complete and in order,
+    /// mixed with small ones decoded in place and with an error in the stream.
+    #[test]
+    fn decoding_ahead_keeps_the_order() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let merged: Vec<Result<MergedSeries, StorageError>> = (0..100)
+            .map(|i: i64| {
+                if i == 77 {
+                    return Err(StorageError::Other("store went away".into()));
+                }
+                // Every third series is a day of 15 s samples (tens of KiB of chunks).
+                let n = if i % 3 == 0 { 5760 } else { 3 };
+                let samples: Vec<(i64, f64)> = (0..n).map(|k| (k * 15_000, (i * 1000 + k) as f64)).collect();
+                Ok(MergedSeries {
+                    labels: Labels::from_pairs([("i", format!("{i:03}"))]),
+                    chunks: crate::memstore::encode_xor_chunks(&samples),
+                })
+            })
+            .collect();
+        let hints = Arc::new(SelectHints {
+            start: 0,
+            end: i64::MAX,
+            ..Default::default()
+        });
+        let got: Vec<Result<Arc<StorageSeries>, StorageError>> =
+            rt.block_on(decode_ahead(futures::stream::iter(merged), false, hints).collect());
+        assert_eq!(got.len(), 100);
+        for (i, s) in got.iter().enumerate() {
+            let i = i as i64;
+            match s {
+                Err(e) => assert_eq!((i, e.to_string()), (77, "store went away".to_string())),
+                Ok(s) => {
+                    assert_eq!(s.labels.get("i"), Some(format!("{i:03}").as_str()));
+                    let n = if i % 3 == 0 { 5760 } else { 3 };
+                    assert_eq!(s.floats.len(), n);
+                    assert_eq!(s.floats.last().map(|p| p.v), Some((i * 1000 + n as i64 - 1) as f64));
+                }
+            }
+        }
     }
 }
