@@ -186,7 +186,7 @@ struct Matching {
     fill_right: Option<f64>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Card {
     OneToOne,
     ManyToOne,
@@ -361,49 +361,34 @@ impl Evaluator<'_> {
     }
 
     fn set_op(&mut self, op: Op, l: Matrix, r: Matrix, m: &Matching) -> Matrix {
-        let steps = self.num_steps();
-        let lsig: Vec<Labels> = l.iter().map(|s| m.signature(&s.metric)).collect();
-        let rsig: Vec<Labels> = r.iter().map(|s| m.signature(&s.metric)).collect();
-        // Per step, which signatures each side has.
-        let mut rhs_present: Vec<std::collections::HashSet<&Labels>> = vec![Default::default(); steps];
-        for (j, s) in r.iter().enumerate() {
-            for t in s.floats.iter().map(|p| p.t).chain(s.histograms.iter().map(|p| p.t)) {
-                rhs_present[self.step_index(t)].insert(&rsig[j]);
-            }
-        }
+        // Series hold their values at step times, so "present at the step" is "has a point at
+        // that time": each side's times are gathered per signature once, and each series of
+        // the other side is filtered by walking both sorted lists (no hashing per point).
+        let rhs_times = times_by_signature(&r, m);
         match op {
             Op::And | Op::Unless => {
                 let want = op == Op::And;
                 l.into_iter()
-                    .enumerate()
-                    .filter_map(|(i, mut s)| {
-                        s.floats
-                            .retain(|p| rhs_present[self.step_index(p.t)].contains(&lsig[i]) == want);
-                        s.histograms
-                            .retain(|p| rhs_present[self.step_index(p.t)].contains(&lsig[i]) == want);
+                    .filter_map(|mut s| {
+                        let times = rhs_times.get(&m.signature(&s.metric)).map_or(&[][..], Vec::as_slice);
+                        retain_by_times(&mut s.floats, |p| p.t, times, want);
+                        retain_by_times(&mut s.histograms, |p| p.t, times, want);
                         if s.is_empty() { None } else { Some(s) }
                     })
                     .collect()
             }
             _ => {
-                let mut lhs_present: Vec<std::collections::HashSet<&Labels>> = vec![Default::default(); steps];
-                for (i, s) in l.iter().enumerate() {
-                    for t in s.floats.iter().map(|p| p.t).chain(s.histograms.iter().map(|p| p.t)) {
-                        lhs_present[self.step_index(t)].insert(&lsig[i]);
-                    }
-                }
-                let mut out: Matrix = Vec::new();
-                let mut index: HashMap<Labels, usize> = HashMap::new();
-                for s in &l {
+                let lhs_times = times_by_signature(&l, m);
+                let mut out: Matrix = Vec::with_capacity(l.len());
+                let mut index: HashMap<Labels, usize> = HashMap::with_capacity(l.len());
+                for s in l {
                     index.insert(s.metric.clone(), out.len());
-                    out.push(s.clone());
+                    out.push(s);
                 }
-                for (j, s) in r.iter().enumerate() {
-                    let mut keep = s.clone();
-                    keep.floats
-                        .retain(|p| !lhs_present[self.step_index(p.t)].contains(&rsig[j]));
-                    keep.histograms
-                        .retain(|p| !lhs_present[self.step_index(p.t)].contains(&rsig[j]));
+                for mut keep in r {
+                    let times = lhs_times.get(&m.signature(&keep.metric)).map_or(&[][..], Vec::as_slice);
+                    retain_by_times(&mut keep.floats, |p| p.t, times, false);
+                    retain_by_times(&mut keep.histograms, |p| p.t, times, false);
                     if keep.is_empty() {
                         continue;
                     }
@@ -426,6 +411,95 @@ impl Evaluator<'_> {
         }
     }
 
+    /// Vector matching series by series, for float operands whose pairs are fixed for the
+    /// whole query: every right-hand signature belongs to one series, one-to-one left-hand
+    /// signatures to one series, and the result label sets are all different. Then no step
+    /// can raise a matching error and each pair's values are found by walking the two series
+    /// once, where the general path hashes every series at every step. `None`: the general
+    /// path decides. Outputs come in the order the general path creates them (first step
+    /// matched, then left-hand position), so results are identical.
+    fn vector_vector_by_series(
+        &mut self,
+        op: Op,
+        lhs: &Matrix,
+        rhs: &Matrix,
+        m: &Matching,
+        return_bool: bool,
+        swapped: bool,
+    ) -> Result<Option<Matrix>, QueryError> {
+        if m.fill_left.is_some()
+            || m.fill_right.is_some()
+            || matches!(m.card, Card::ManyToMany)
+            || matches!(op, Op::TrimUpper | Op::TrimLower | Op::And | Op::Or | Op::Unless)
+            || lhs.iter().chain(rhs).any(|s| !s.histograms.is_empty())
+        {
+            return Ok(None);
+        }
+        let mut rhs_by_sig: HashMap<Labels, usize> = HashMap::with_capacity(rhs.len());
+        for (j, s) in rhs.iter().enumerate() {
+            if rhs_by_sig.insert(m.signature(&s.metric), j).is_some() {
+                return Ok(None);
+            }
+        }
+        let mut lhs_sigs: std::collections::HashSet<Labels> = std::collections::HashSet::new();
+        let mut metrics: std::collections::HashSet<Labels> = std::collections::HashSet::new();
+        let mut outs: Vec<(i64, Series)> = Vec::new();
+        for s in lhs {
+            self.check("query execution")?;
+            let sig = m.signature(&s.metric);
+            let Some(&j) = rhs_by_sig.get(&sig) else { continue };
+            if m.card == Card::OneToOne && !lhs_sigs.insert(sig) {
+                return Ok(None);
+            }
+            let r = &rhs[j];
+            let mut floats = Vec::new();
+            let mut first = None;
+            let (mut a, mut b) = (0, 0);
+            while let (Some(lp), Some(rp)) = (s.floats.get(a), r.floats.get(b)) {
+                if lp.t != rp.t {
+                    if lp.t < rp.t {
+                        a += 1;
+                    } else {
+                        b += 1;
+                    }
+                    continue;
+                }
+                first.get_or_insert(lp.t);
+                let (x, y) = if swapped { (rp.v, lp.v) } else { (lp.v, rp.v) };
+                let (v, keep) = float_op(op, x, y);
+                if return_bool {
+                    floats.push(FPoint {
+                        t: lp.t,
+                        v: if keep { 1.0 } else { 0.0 },
+                    });
+                } else if keep {
+                    floats.push(FPoint { t: lp.t, v });
+                }
+                a += 1;
+                b += 1;
+            }
+            let Some(first) = first else { continue };
+            let metric = result_metric(&s.metric, &r.metric, m);
+            if !metrics.insert(metric.clone()) {
+                return Ok(None);
+            }
+            outs.push((
+                first,
+                Series {
+                    metric,
+                    floats,
+                    histograms: Vec::new(),
+                    drop_name: return_bool || !op.keeps_name() || s.drop_name,
+                },
+            ));
+        }
+        // A stable sort: within a step, left-hand order.
+        outs.sort_by_key(|(first, _)| *first);
+        let out: Matrix = outs.into_iter().map(|(_, s)| s).collect();
+        self.add_samples(out.iter().map(Series::len).sum())?;
+        Ok(Some(out))
+    }
+
     fn vector_vector(
         &mut self,
         op: Op,
@@ -440,6 +514,24 @@ impl Evaluator<'_> {
         } else {
             (lhs, rhs, false)
         };
+        if let Some(out) = self.vector_vector_by_series(op, lhs, rhs, m, return_bool, swapped)? {
+            return Ok(out);
+        }
+        self.vector_vector_by_step(op, lhs, rhs, m, return_bool, swapped, pos)
+    }
+
+    /// Vector matching step by step: the general path.
+    #[allow(clippy::too_many_arguments)]
+    fn vector_vector_by_step(
+        &mut self,
+        op: Op,
+        lhs: &Matrix,
+        rhs: &Matrix,
+        m: &Matching,
+        return_bool: bool,
+        swapped: bool,
+        pos: Option<(usize, usize)>,
+    ) -> Result<Matrix, QueryError> {
         // Intern signatures.
         let mut sig_ids: HashMap<Labels, usize> = HashMap::new();
         let mut intern = |l: Labels| {
@@ -663,6 +755,33 @@ impl Evaluator<'_> {
     }
 }
 
+/// Per signature, the sorted times at which one of its series has a value.
+fn times_by_signature(side: &Matrix, m: &Matching) -> HashMap<Labels, Vec<i64>> {
+    let mut times: HashMap<Labels, Vec<i64>> = HashMap::with_capacity(side.len());
+    for s in side {
+        let t = times.entry(m.signature(&s.metric)).or_default();
+        let sorted_before = t.is_empty();
+        t.extend(s.floats.iter().map(|p| p.t).chain(s.histograms.iter().map(|p| p.t)));
+        if !sorted_before || !s.histograms.is_empty() {
+            t.sort_unstable();
+            t.dedup();
+        }
+    }
+    times
+}
+
+/// Keeps the points whose time is (`want`) or is not (`!want`) in `times`; both sorted.
+fn retain_by_times<P>(points: &mut Vec<P>, time: impl Fn(&P) -> i64, times: &[i64], want: bool) {
+    let mut k = 0;
+    points.retain(|p| {
+        let t = time(p);
+        while times.get(k).is_some_and(|&x| x < t) {
+            k += 1;
+        }
+        (times.get(k) == Some(&t)) == want
+    });
+}
+
 fn result_metric(lhs: &Labels, rhs: &Labels, m: &Matching) -> Labels {
     let mut l = match m.card {
         Card::OneToOne => {
@@ -690,3 +809,130 @@ fn result_metric(lhs: &Labels, rhs: &Labels, m: &Matching) -> Labels {
 
 #[allow(dead_code)]
 fn unused(_: &FloatHistogram) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const STEPS: usize = 8;
+
+    /// A matrix from (label values, per-step presence bits, value seed); series share
+    /// signatures, miss steps and collide in result labels at random.
+    fn matrix(specs: &[(u8, u8, u16, u8)], name: &str) -> Matrix {
+        specs
+            .iter()
+            .enumerate()
+            .map(|(n, &(a, b, present, seed))| {
+                let mut s = Series::new(Labels::from_pairs([
+                    ("__name__", name.to_string()),
+                    ("a", (a % 3).to_string()),
+                    ("b", (b % 2).to_string()),
+                    ("n", n.to_string()),
+                ]));
+                for step in 0..STEPS {
+                    if present & (1 << step) != 0 {
+                        let v = match (seed as usize + step) % 7 {
+                            0 => f64::NAN,
+                            1 => 0.0,
+                            k => (k as f64 - 3.5) * f64::from(seed),
+                        };
+                        s.floats.push(FPoint {
+                            t: 1_000 + step as i64 * 10_000,
+                            v,
+                        });
+                    }
+                }
+                s
+            })
+            .collect()
+    }
+
+    fn outcome(r: Result<Matrix, QueryError>) -> Result<Vec<(String, bool, Vec<(i64, u64)>)>, String> {
+        r.map(|m| {
+            m.into_iter()
+                .map(|s| {
+                    let pts = s.floats.iter().map(|p| (p.t, p.v.to_bits())).collect();
+                    (labels_string(&s.metric), s.drop_name, pts)
+                })
+                .collect()
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn matching_by_series_answers_the_usual_cases() {
+        let guard = super::super::Guard {
+            max_samples: usize::MAX,
+            deadline: None,
+            cancel: None,
+        };
+        let data = HashMap::new();
+        let mut ev = Evaluator::new(&data, "", 1_000, 71_000, 10_000, 300_000, 60_000, &guard);
+        let l = matrix(&[(0, 0, 0b1111_0111, 2), (1, 0, 0b0011_1100, 3), (2, 1, 0xff, 4)], "x");
+        let r = matrix(&[(1, 0, 0b1110_1110, 5), (0, 1, 0xff, 6)], "y");
+        let on_a = Matching {
+            card: Card::OneToOne,
+            on: true,
+            labels: vec!["a".into()],
+            include: vec![],
+            fill_left: None,
+            fill_right: None,
+        };
+        let out = ev
+            .vector_vector_by_series(Op::Sub, &l, &r, &on_a, false, false)
+            .unwrap();
+        let want = ev.vector_vector_by_step(Op::Sub, &l, &r, &on_a, false, false, None);
+        assert_eq!(outcome(Ok(out.expect("answered by series"))), outcome(want));
+        // group_left(b): many left series per right one.
+        let many = matrix(&[(0, 0, 0xff, 2), (0, 1, 0xf0, 3), (1, 0, 0x0f, 4)], "x");
+        let group_left = Matching {
+            card: Card::ManyToOne,
+            include: vec!["b".into()],
+            ..on_a
+        };
+        let out = ev
+            .vector_vector_by_series(Op::Mul, &many, &r, &group_left, false, false)
+            .unwrap();
+        let want = ev.vector_vector_by_step(Op::Mul, &many, &r, &group_left, false, false, None);
+        assert_eq!(outcome(Ok(out.expect("answered by series"))), outcome(want));
+    }
+
+    proptest! {
+        /// Wherever the series-by-series path answers, it answers exactly like the step-by-step
+        /// path: same series in the same order, same bits, same drop-name flags.
+        #[test]
+        fn matching_by_series_equals_matching_by_step(
+            left in proptest::collection::vec((0u8..6, 0u8..4, 0u16..256, 1u8..9), 0..8),
+            right in proptest::collection::vec((0u8..6, 0u8..4, 0u16..256, 1u8..9), 0..8),
+            op in proptest::sample::select(vec![Op::Add, Op::Sub, Op::Div, Op::Pow, Op::Gt, Op::Eq, Op::Le]),
+            on in proptest::bool::ANY,
+            labels in proptest::sample::select(vec![vec![], vec!["a"], vec!["a", "b"], vec!["n"], vec!["b", "n"]]),
+            card in proptest::sample::select(vec![Card::OneToOne, Card::ManyToOne, Card::OneToMany]),
+            include in proptest::sample::select(vec![vec![], vec!["b"], vec!["n"]]),
+            return_bool in proptest::bool::ANY,
+        ) {
+            let guard = super::super::Guard { max_samples: usize::MAX, deadline: None, cancel: None };
+            let data = HashMap::new();
+            let mut ev = Evaluator::new(&data, "", 1_000, 71_000, 10_000, 300_000, 60_000, &guard);
+            let m = Matching {
+                card,
+                on,
+                labels: labels.into_iter().map(String::from).collect(),
+                include: include.into_iter().map(String::from).collect(),
+                fill_left: None,
+                fill_right: None,
+            };
+            let (l, r) = (matrix(&left, "x"), matrix(&right, "y"));
+            let (l, r, swapped) = if card == Card::OneToMany { (&r, &l, true) } else { (&l, &r, false) };
+            let return_bool = return_bool && op.is_comparison();
+            let by_series = ev.vector_vector_by_series(op, l, r, &m, return_bool, swapped);
+            let by_step = ev.vector_vector_by_step(op, l, r, &m, return_bool, swapped, None);
+            match by_series {
+                Ok(Some(out)) => prop_assert_eq!(outcome(Ok(out)), outcome(by_step)),
+                Ok(None) => {}
+                Err(e) => prop_assert!(false, "by series failed: {}", e),
+            }
+        }
+    }
+}
