@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use hypnos_model::{Label, Labels, MatchOp, Matcher};
 use hypnos_objstore::Bucket;
+use hypnos_storepb::chunk::chunk_hash;
 use hypnos_tsdb::chunks::parse_chunk_record;
 use hypnos_tsdb::encoding::read_uvarint;
 use hypnos_tsdb::index::postings::{intersect, union, without};
@@ -48,11 +49,13 @@ pub struct RawSeries {
     pub chunks: Vec<ChunkMeta>,
 }
 
-/// A chunk read from the bucket: TSDB encoding byte and data.
+/// A chunk read from the bucket: TSDB encoding byte, data, and the xxhash64 of the data that
+/// StoreAPI chunks carry (computed as the chunk is read, while its bytes are in the CPU cache).
 #[derive(Debug, Clone)]
 pub struct FetchedChunk {
     pub encoding: u8,
     pub data: Bytes,
+    pub hash: u64,
 }
 
 /// A chunk segment file of a block: its key and size, and its mapping when the bucket is a
@@ -426,9 +429,11 @@ impl BucketBlock {
                 let all = map.bytes();
                 for &i in &idxs {
                     let off = u64::from(refs[i].offset());
-                    let (range, encoding) = chunk_in(key, &all[off as usize..], off)?;
+                    let record = &all[off as usize..];
+                    let (range, encoding) = chunk_in(key, record, off)?;
                     out[i] = FetchedChunk {
                         encoding,
+                        hash: chunk_hash(&record[range.clone()]),
                         data: all.slice(off as usize + range.start..off as usize + range.end),
                     };
                 }
@@ -463,6 +468,7 @@ impl BucketBlock {
                 let (range, encoding) = chunk_in(key, &b, off)?;
                 read.push(FetchedChunk {
                     encoding,
+                    hash: chunk_hash(&b[range.clone()]),
                     data: b.slice(range),
                 });
             }
@@ -565,6 +571,7 @@ impl Default for FetchedChunk {
         FetchedChunk {
             encoding: 0,
             data: Bytes::new(),
+            hash: 0,
         }
     }
 }
@@ -588,6 +595,7 @@ fn compact(chunks: Vec<FetchedChunk>) -> Vec<FetchedChunk> {
             FetchedChunk {
                 encoding: c.encoding,
                 data: buf.slice(at - len..at),
+                hash: c.hash,
             }
         })
         .collect()

@@ -17,13 +17,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use futures::StreamExt;
 use hypnos_model::{Labels, Matcher};
 use hypnos_objstore::{Bucket, BucketError};
-use hypnos_storepb::chunk::raw_aggr_chunk;
-use hypnos_storepb::convert::{label_set_to_proto, labels_to_proto, matchers_from_proto};
+use hypnos_storepb::chunk::encoding_from_tsdb;
+use hypnos_storepb::convert::{label_set_to_proto, matchers_from_proto};
 use hypnos_storepb::info::{InfoResponse, StoreInfo, TsdbInfo};
 use hypnos_storepb::shard::ShardMatcher;
 use hypnos_storepb::thanos::{
-    LabelNamesRequest, LabelNamesResponse, LabelValuesRequest, LabelValuesResponse, PartialResponseStrategy, Series,
-    SeriesRequest, SeriesResponse,
+    AggrChunk, Chunk, Label as ProtoLabel, LabelNamesRequest, LabelNamesResponse, LabelValuesRequest,
+    LabelValuesResponse, PartialResponseStrategy, Series, SeriesRequest, SeriesResponse,
 };
 use hypnos_storepb::{SeriesStream, StoreApi, component};
 use hypnos_tsdb::{BlockMeta, ChunkRef};
@@ -41,6 +41,8 @@ use crate::timeutil::{TimeOrDuration, now_millis};
 const SERIES_BATCH: usize = 4096;
 /// Series per streamed batch (chunks of a batch are read together).
 const STREAM_BATCH: usize = 256;
+/// `Series` answers queued between the task that builds them and the one that encodes them.
+const STREAM_CHANNEL: usize = 4;
 /// Blocks queried at once within one request.
 const BLOCK_QUERY_CONCURRENCY: usize = 8;
 
@@ -298,7 +300,7 @@ impl BucketStore {
             usize::MAX
         };
         let merge = Merge::new(cursors, params, limit);
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<SeriesResponse, Status>>(4);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Sent>(STREAM_CHANNEL);
         let store = self.clone();
         let skip_chunks = req.skip_chunks;
         tokio::spawn(async move {
@@ -306,7 +308,7 @@ impl BucketStore {
                 .stream_series(blocks, merge, skip_chunks, abort, warnings, tx)
                 .await;
         });
-        Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        Ok(Box::pin(Answers(rx)))
     }
 
     async fn stream_series(
@@ -316,26 +318,21 @@ impl BucketStore {
         skip_chunks: bool,
         abort: bool,
         mut warnings: Vec<String>,
-        tx: tokio::sync::mpsc::Sender<Result<SeriesResponse, Status>>,
+        tx: tokio::sync::mpsc::Sender<Sent>,
     ) {
         let mut failed_blocks: HashSet<usize> = HashSet::new();
         let mut failures = Vec::new();
-        let mut sent_chunks = SentChunks {
-            blocks: &blocks,
-            refs: Vec::new(),
-        };
+        let mut sent_chunks = SentChunks::default();
         loop {
             // Each batch is merged from the blocks' cursors when the previous one is sent, so
             // that memory holds one batch of labels, chunk metas and chunks.
             let batch = merge.next_batch(STREAM_BATCH, &mut failures).await;
-            // The previous batch is sent (all but the few messages the channel holds).
-            sent_chunks.release();
             for CursorFailure { bi, error } in failures.drain(..) {
                 failed_blocks.insert(bi);
                 match self.block_failure(&blocks[bi], &error, abort) {
                     Ok(w) => warnings.push(w),
                     Err(status) => {
-                        let _ = tx.send(Err(status)).await;
+                        let _ = tx.send(Sent::Answer(Err(status))).await;
                         return;
                     }
                 }
@@ -368,7 +365,7 @@ impl BucketStore {
                 while let Some((bi, refs, result)) = reads.next().await {
                     match result {
                         Ok(chunks) => {
-                            sent_chunks.refs.push((bi, refs.clone()));
+                            sent_chunks.0.push((blocks[bi].clone(), refs.clone()));
                             fetched[bi] = Some((refs, chunks));
                         }
                         Err(e) => {
@@ -376,7 +373,7 @@ impl BucketStore {
                             match self.block_failure(&blocks[bi], &e, abort) {
                                 Ok(w) => warnings.push(w),
                                 Err(status) => {
-                                    let _ = tx.send(Err(status)).await;
+                                    let _ = tx.send(Sent::Answer(Err(status))).await;
                                     return;
                                 }
                             }
@@ -389,14 +386,28 @@ impl BucketStore {
                 if !skip_chunks {
                     chunks.reserve(sources.len());
                     for (bi, c) in &sources {
-                        let Some(f) = fetched.get(*bi).and_then(Option::as_ref).and_then(|(refs, chunks)| {
-                            let i = refs.binary_search(&c.chunk_ref).ok()?;
-                            chunks.get(i)
-                        }) else {
+                        // Each chunk of a block belongs to one series: its data is moved out.
+                        let Some(f) = fetched
+                            .get_mut(*bi)
+                            .and_then(Option::as_mut)
+                            .and_then(|(refs, chunks)| {
+                                let i = refs.binary_search(&c.chunk_ref).ok()?;
+                                chunks.get_mut(i)
+                            })
+                        else {
                             continue;
                         };
-                        match raw_aggr_chunk(c.min_time, c.max_time, f.encoding, f.data.clone()) {
-                            Ok(a) => chunks.push(a),
+                        match encoding_from_tsdb(f.encoding) {
+                            Ok(encoding) => chunks.push(AggrChunk {
+                                min_time: c.min_time,
+                                max_time: c.max_time,
+                                raw: Some(Chunk {
+                                    r#type: encoding as i32,
+                                    data: std::mem::take(&mut f.data),
+                                    hash: f.hash,
+                                }),
+                                ..AggrChunk::default()
+                            }),
                             Err(e) => warnings.push(format!("block {}: {e}", blocks[*bi].id)),
                         }
                     }
@@ -406,17 +417,30 @@ impl BucketStore {
                 }
                 self.metrics.series_sent.inc();
                 self.metrics.chunks_sent.inc_by(chunks.len() as u64);
-                let series = Series {
-                    labels: labels_to_proto(&labels),
-                    chunks,
-                };
-                if tx.send(Ok(SeriesResponse::series(series))).await.is_err() {
+                let labels = labels
+                    .into_vec()
+                    .into_iter()
+                    .map(|l| ProtoLabel {
+                        name: l.name,
+                        value: l.value,
+                    })
+                    .collect();
+                if tx
+                    .send(Sent::Answer(Ok(SeriesResponse::series(Series { labels, chunks }))))
+                    .await
+                    .is_err()
+                {
                     return; // the client went away
                 }
             }
+            // Behind the batch's answers: the pages they use go once the last is encoded.
+            let read = std::mem::take(&mut sent_chunks);
+            if !read.0.is_empty() && tx.send(Sent::Release(read)).await.is_err() {
+                return;
+            }
         }
         for w in warnings {
-            if tx.send(Ok(SeriesResponse::warning(w))).await.is_err() {
+            if tx.send(Sent::Answer(Ok(SeriesResponse::warning(w)))).await.is_err() {
                 return;
             }
         }
@@ -622,24 +646,50 @@ impl BucketStore {
     }
 }
 
-/// The chunk references of a streamed batch, per block: once the batch is sent, the pages of
-/// mapped segments they touched are handed back (also when the stream ends early).
-struct SentChunks<'a> {
-    blocks: &'a [Arc<BucketBlock>],
-    refs: Vec<(usize, Vec<ChunkRef>)>,
+/// The chunk references of a streamed batch, per block: once the batch is encoded, the pages
+/// of mapped segments that reading them touched are handed back (also when the stream ends
+/// early).
+#[derive(Default)]
+struct SentChunks(Vec<(Arc<BucketBlock>, Vec<ChunkRef>)>);
+
+/// What the task building a `Series` answer queues for the gRPC encoder.
+enum Sent {
+    Answer(Result<SeriesResponse, Status>),
+    /// Follows the answers of a batch.
+    Release(SentChunks),
 }
 
-impl SentChunks<'_> {
-    fn release(&mut self) {
-        for (bi, refs) in self.refs.drain(..) {
-            if let Some(block) = self.blocks.get(bi) {
-                block.release_chunks(&refs);
+/// The `Series` answers as the gRPC encoder takes them. The encoder encodes each answer
+/// before it asks for the next one, so a batch's chunks are released when the encoder asks
+/// past its last answer.
+struct Answers(tokio::sync::mpsc::Receiver<Sent>);
+
+impl futures::Stream for Answers {
+    type Item = Result<SeriesResponse, Status>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        loop {
+            match std::task::ready!(self.0.poll_recv(cx)) {
+                Some(Sent::Answer(a)) => return std::task::Poll::Ready(Some(a)),
+                Some(Sent::Release(read)) => drop(read),
+                None => return std::task::Poll::Ready(None),
             }
         }
     }
 }
 
-impl Drop for SentChunks<'_> {
+impl SentChunks {
+    fn release(&mut self) {
+        for (block, refs) in self.0.drain(..) {
+            block.release_chunks(&refs);
+        }
+    }
+}
+
+impl Drop for SentChunks {
     fn drop(&mut self) {
         self.release();
     }
