@@ -13,8 +13,10 @@
 //! a query that built a large matrix, the querier's resident size stayed at that query's peak
 //! (220 MiB after a few 10,000-series queries whose live data was under 50 MiB), and every
 //! later query's peak started from there. `malloc_trim(0)` releases the free pages of every
-//! arena; calling it once a second is the same idea as Go's background scavenger, which
-//! Prometheus and Thanos rely on.
+//! arena, the same idea as Go's background scavenger, which Prometheus and Thanos rely on.
+//! It runs once the heap has been still for a second: trimming between queries that follow
+//! each other made every query fault in and zero its memory again (16% of the querier's CPU
+//! on a 930k-point answer), while memory freed by one query is reused by the next.
 
 use std::time::Duration;
 
@@ -24,6 +26,32 @@ mod glibc {
     unsafe extern "C" {
         fn malloc_trim(pad: usize) -> std::os::raw::c_int;
         fn mallopt(param: std::os::raw::c_int, value: std::os::raw::c_int) -> std::os::raw::c_int;
+        fn mallinfo2() -> MallInfo2;
+    }
+
+    /// glibc's `struct mallinfo2` (glibc 2.33 and later).
+    #[repr(C)]
+    #[derive(Clone, Copy, Default, PartialEq, Eq)]
+    pub struct MallInfo2 {
+        arena: usize,
+        ordblks: usize,
+        smblks: usize,
+        hblks: usize,
+        hblkhd: usize,
+        usmblks: usize,
+        fsmblks: usize,
+        uordblks: usize,
+        fordblks: usize,
+        keepcost: usize,
+    }
+
+    /// Bytes allocated and held free, in the heaps and in mmapped blocks: equal in two
+    /// readings when nothing was allocated or freed in between (or exactly as much).
+    pub fn usage() -> (usize, usize, usize) {
+        // SAFETY: mallinfo2 reads glibc's arena statistics under their locks and returns a
+        // plain struct by value.
+        let m = unsafe { mallinfo2() };
+        (m.uordblks, m.fordblks, m.hblkhd)
     }
 
     /// `M_ARENA_MAX` from glibc's malloc.h.
@@ -45,6 +73,9 @@ mod glibc {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 mod glibc {
     pub fn trim() {}
+    pub fn usage() -> (usize, usize, usize) {
+        (0, 0, 0)
+    }
     pub fn limit_arenas(_: i32) -> bool {
         true
     }
@@ -59,12 +90,23 @@ pub fn limit_arenas() -> bool {
     configured || glibc::limit_arenas(1)
 }
 
-/// Starts a background thread trimming every `interval`.
+/// Starts a background thread that trims once the heap has not changed for `interval`.
 pub fn spawn_trim(interval: Duration) {
     let started = std::thread::Builder::new().name("malloc-trim".into()).spawn(move || {
+        let mut last = glibc::usage();
+        let mut trimmed = false;
         loop {
             std::thread::sleep(interval);
-            glibc::trim();
+            let now = glibc::usage();
+            if now != last {
+                trimmed = false;
+            } else if !trimmed {
+                glibc::trim();
+                trimmed = true;
+                last = glibc::usage();
+                continue;
+            }
+            last = now;
         }
     });
     if let Err(e) = started {
