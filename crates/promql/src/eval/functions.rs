@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use hypnos_model::{Labels, METRIC_NAME};
 
+use super::windows::prefix::{IndexCursor, SeriesPrefix};
 use super::windows::{self, Notes};
 use super::{Ev, Evaluator, MatrixSource, StepValue, push_value};
 use crate::error::QueryError;
@@ -552,6 +553,26 @@ impl Evaluator<'_> {
                 }
                 continue;
             }
+            if let Some(prefix) = self.series_prefix(name, &src, s) {
+                let mut cursor = IndexCursor::default();
+                for i in 0..steps {
+                    let ts = self.step_ts(i);
+                    let (lo, hi) = src.bounds(ts);
+                    let idx = cursor.advance(s.floats(), s.hists(), lo, hi);
+                    if idx.fa == idx.fb && idx.ha == idx.hb {
+                        continue;
+                    }
+                    if let Some(v) = prefix.eval(s, idx, lo, hi, src.range, &mut notes) {
+                        push_value(&mut series, ts, v);
+                    }
+                }
+                notes_total.push((s.metric.metric_name().unwrap_or("").to_string(), notes));
+                if !series.is_empty() {
+                    self.add_samples(series.len())?;
+                    out.push(series);
+                }
+                continue;
+            }
             let mut cursor = super::WindowCursor::default();
             for i in 0..steps {
                 let ts = self.step_ts(i);
@@ -576,6 +597,23 @@ impl Evaluator<'_> {
             self.note_annotations(&metric, &n, arg_pos, name);
         }
         Ok(out)
+    }
+
+    /// The one-pass precomputation answering `name`'s windows over `s`, when `name` has one
+    /// and the windows overlap enough for it to pay: their total length must exceed the time
+    /// they span, else the pass would look at more samples than the scans of the windows.
+    fn series_prefix(&self, name: &str, src: &MatrixSource<'_>, s: &super::SrcSeries) -> Option<SeriesPrefix> {
+        let steps = self.num_steps();
+        if steps < 2 {
+            return None;
+        }
+        let (first_lo, _) = src.bounds(self.step_ts(0));
+        let (_, last_hi) = src.bounds(self.step_ts(steps - 1));
+        let covered = i64::try_from(steps).ok()?.checked_mul(src.range)?;
+        if covered <= last_hi.checked_sub(first_lo)? {
+            return None;
+        }
+        SeriesPrefix::build(name, s, first_lo, last_hi)
     }
 
     /// `max_over_time` / `min_over_time` of a float series at every step with a monotonic

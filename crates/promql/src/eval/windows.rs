@@ -6,7 +6,9 @@ use hypnos_model::{CounterResetHint, FloatHistogram};
 
 use super::{StepValue, Window};
 use crate::histogram_ops as hops;
-use crate::value::FPoint;
+use crate::value::{FPoint, HPoint};
+
+pub(crate) mod prefix;
 
 /// Neumaier-compensated summation step, as Prometheus's `kahanSumInc`.
 pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
@@ -42,6 +44,32 @@ pub(crate) fn extrapolated_rate(
     is_rate: bool,
     notes: &mut Notes,
 ) -> Option<StepValue> {
+    extrapolated_rate_with(w, range_ms, is_counter, is_rate, notes, |floats| {
+        let mut increase = floats[floats.len() - 1].v - floats[0].v;
+        if is_counter {
+            let mut prev = floats[0].v;
+            for p in &floats[1..] {
+                if p.v < prev {
+                    increase += prev;
+                }
+                prev = p.v;
+            }
+        }
+        increase
+    })
+}
+
+/// [`extrapolated_rate`] with the raw increase of a float window (two or more samples) given
+/// by `float_increase`: last minus first, plus for a counter the value before each reset,
+/// added in time order.
+pub(crate) fn extrapolated_rate_with(
+    w: &Window<'_>,
+    range_ms: i64,
+    is_counter: bool,
+    is_rate: bool,
+    notes: &mut Notes,
+    float_increase: impl FnOnce(&[FPoint]) -> f64,
+) -> Option<StepValue> {
     if !w.floats.is_empty() && !w.hists.is_empty() {
         notes.mixed_floats_histograms = true;
         return None;
@@ -57,17 +85,8 @@ pub(crate) fn extrapolated_rate(
         n_minus_one = w.floats.len() - 1;
         first_t = w.floats[0].t;
         last_t = w.floats[n_minus_one].t;
-        result_f = w.floats[n_minus_one].v - w.floats[0].v;
+        result_f = float_increase(w.floats);
         result_h = None;
-        if is_counter {
-            let mut prev = w.floats[0].v;
-            for p in &w.floats[1..] {
-                if p.v < prev {
-                    result_f += prev;
-                }
-                prev = p.v;
-            }
-        }
     } else {
         return None;
     }
@@ -401,51 +420,57 @@ pub(crate) fn double_exponential_smoothing(points: &[FPoint], sf: f64, tf: f64) 
     Some(s1)
 }
 
-/// Samples of a window in time order, floats and histograms interleaved.
-pub(crate) fn merged<'w>(w: &'w Window<'_>) -> Vec<(i64, Option<f64>, Option<&'w Arc<FloatHistogram>>)> {
-    let mut out = Vec::with_capacity(w.floats.len() + w.hists.len());
+/// One sample of a series whose floats and histograms are looked at together.
+#[derive(Clone, Copy)]
+pub(crate) enum AnySample<'a> {
+    F(f64),
+    H(&'a FloatHistogram),
+}
+
+/// The samples of `floats` and `hists` in time order (a histogram first on a tie).
+pub(crate) fn in_time_order<'a>(floats: &'a [FPoint], hists: &'a [HPoint]) -> impl Iterator<Item = AnySample<'a>> {
     let (mut i, mut j) = (0, 0);
-    while i < w.floats.len() || j < w.hists.len() {
-        if j >= w.hists.len() || (i < w.floats.len() && w.floats[i].t < w.hists[j].t) {
-            out.push((w.floats[i].t, Some(w.floats[i].v), None));
+    std::iter::from_fn(move || {
+        if j >= hists.len() || (i < floats.len() && floats[i].t < hists[j].t) {
+            let p = floats.get(i)?;
             i += 1;
+            Some(AnySample::F(p.v))
         } else {
-            out.push((w.hists[j].t, None, Some(&w.hists[j].h)));
             j += 1;
+            Some(AnySample::H(&hists[j - 1].h))
         }
+    })
+}
+
+/// Whether `changes` (or `resets`) counts the step from `prev` to `cur`: a float to a float
+/// or a histogram to a histogram when it changes (resets), any switch between the two.
+pub(crate) fn counted_pair(prev: AnySample<'_>, cur: AnySample<'_>, resets: bool) -> bool {
+    match (prev, cur) {
+        (AnySample::F(a), AnySample::F(b)) => {
+            if resets {
+                b < a
+            } else {
+                a != b && !(a.is_nan() && b.is_nan())
+            }
+        }
+        (AnySample::H(a), AnySample::H(b)) => {
+            if resets {
+                hops::detect_reset(b, a)
+            } else {
+                !hops::equals(a, b)
+            }
+        }
+        _ => true,
     }
-    out
 }
 
 pub(crate) fn changes_or_resets(w: &Window<'_>, resets: bool) -> Option<f64> {
-    let m = merged(w);
-    if m.is_empty() {
-        return None;
-    }
+    let mut samples = in_time_order(w.floats, w.hists);
+    let mut prev = samples.next()?;
     let mut n = 0usize;
-    for pair in m.windows(2) {
-        let (prev, cur) = (&pair[0], &pair[1]);
-        match (prev.1, cur.1, prev.2, cur.2) {
-            (Some(a), Some(b), _, _) => {
-                if resets {
-                    if b < a {
-                        n += 1;
-                    }
-                } else if a != b && !(a.is_nan() && b.is_nan()) {
-                    n += 1;
-                }
-            }
-            (_, _, Some(a), Some(b)) => {
-                if resets {
-                    if hops::detect_reset(b, a) {
-                        n += 1;
-                    }
-                } else if !hops::equals(a, b) {
-                    n += 1;
-                }
-            }
-            _ => n += 1,
-        }
+    for cur in samples {
+        n += usize::from(counted_pair(prev, cur, resets));
+        prev = cur;
     }
     Some(n as f64)
 }
