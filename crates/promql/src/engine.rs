@@ -11,7 +11,7 @@ use hypnos_model::{METRIC_NAME, MatchOp, Matcher, Timestamp};
 
 use crate::annotations::Annotations;
 use crate::error::QueryError;
-use crate::eval::{Ev, Evaluator, Guard, Precomputed, materialize_name};
+use crate::eval::{Ev, Evaluator, Guard, Precomputed, StreamedAggregate, Unsupported, materialize_name};
 use crate::parser::{self, Expr, ParseError, ParserMatchOp, VectorSelector, at_ms, duration_ms, offset_ms};
 use crate::storage::{Queryable, SelectHints, SeriesSet};
 use crate::value::{Sample, Series, Value};
@@ -62,19 +62,32 @@ pub struct QueryResult {
     pub annotations: Annotations,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Engine {
     pub options: EngineOptions,
+    /// Fold `sum`, `count`, `min`, `max`, `group` and `avg` over a selector or a per-series
+    /// range function as storage streams the series (see [`Engine::stream_aggregations`]).
+    stream_aggregations: bool,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new(EngineOptions::default())
+    }
 }
 
 /// One selector to fetch, keyed by the address of its AST node.
 struct Fetch<'e> {
     key: usize,
+    vs: &'e VectorSelector,
     matchers: Vec<Vec<Matcher>>,
     hints: SelectHints,
     /// The range-function call this selector is the range argument of, when that call can be
     /// evaluated series by series as storage streams them (see [`per_series_call`]).
     per_series: Option<PerSeriesCall<'e>>,
+    /// The aggregation this selector (or the per-series call above) is the argument of, when
+    /// it can be folded series by series (see [`StreamedAggregate`]).
+    aggregate: Option<&'e parser::AggregateExpr>,
 }
 
 /// A call such as `rate(x[5m])` evaluated on each selected series as it arrives.
@@ -95,12 +108,27 @@ struct Context<'e> {
     func: Option<&'e str>,
     /// Set on the range argument of a call that may be evaluated per series.
     per_series: Option<&'e Expr>,
+    /// Set on the argument of an aggregation that may be folded series by series, and
+    /// carried through parentheses and a per-series call to its range argument.
+    aggregate: Option<&'e parser::AggregateExpr>,
     stats: bool,
 }
 
 impl Engine {
     pub fn new(options: EngineOptions) -> Self {
-        Engine { options }
+        Engine {
+            options,
+            stream_aggregations: true,
+        }
+    }
+
+    /// Whether aggregations of a plain selector or of a range function evaluated per series
+    /// fold each series into per-group accumulators as storage streams it (memory: groups ×
+    /// steps) instead of holding every series' values first (series × steps). On by default;
+    /// the results are the same bit for bit, which tests check by switching it off.
+    pub fn stream_aggregations(mut self, on: bool) -> Self {
+        self.stream_aggregations = on;
+        self
     }
 
     /// Evaluates `query` at time `t` (ms).
@@ -180,6 +208,7 @@ impl Engine {
             subq: (0, 0, None),
             func: None,
             per_series: None,
+            aggregate: None,
             stats: false,
         };
         collect_selectors(expr, start, end, step, lookback, ctx, &mut fetches)?;
@@ -197,6 +226,18 @@ impl Engine {
             guard: &guard,
         };
         for f in fetches {
+            if let (Some(agg), [matchers], true) = (f.aggregate, f.matchers.as_slice(), self.stream_aggregations) {
+                match stream_aggregate(storage, &setup, &f, agg, matchers).await? {
+                    Streamed::Done(done) => {
+                        precomputed.insert(agg as *const parser::AggregateExpr as usize, done);
+                        continue;
+                    }
+                    // The evaluator aggregates no series itself, so that errors and warnings
+                    // about the arguments still appear.
+                    Streamed::NoSeries => continue,
+                    Streamed::Unsupported => {}
+                }
+            }
             if let (Some(call), [matchers]) = (f.per_series, f.matchers.as_slice()) {
                 let mut stream = storage.select_stream(&f.hints, matchers);
                 let mut done = Precomputed::default();
@@ -307,6 +348,61 @@ impl EvalSetup<'_> {
         ev.invalid_utf8 = &self.parsed.invalid_utf8;
         ev
     }
+}
+
+/// What [`stream_aggregate`] did.
+enum Streamed {
+    Done(Precomputed),
+    /// Storage selected no series: nothing to fetch either.
+    NoSeries,
+    /// The series hold what the fold does not handle: fetch and evaluate as usual.
+    Unsupported,
+}
+
+/// Folds an aggregation over its argument's series as storage streams them: the argument is
+/// a plain instant selector (read at each step) or a call evaluated per series
+/// ([`per_series_call`]). Holds one series and the per-group accumulators at a time.
+async fn stream_aggregate(
+    storage: &dyn Queryable,
+    setup: &EvalSetup<'_>,
+    f: &Fetch<'_>,
+    agg: &parser::AggregateExpr,
+    matchers: &[Matcher],
+) -> Result<Streamed, QueryError> {
+    let no_data = HashMap::new();
+    let ev = setup.evaluator(&no_data);
+    let Some(mut fold) = StreamedAggregate::new(agg, ev.num_steps(), setup.guard.max_samples) else {
+        return Ok(Streamed::Unsupported);
+    };
+    let timing = ev.selector_timing(f.vs);
+    let mut stream = storage.select_stream(&f.hints, matchers);
+    let mut seen = false;
+    while let Some(series) = stream.next().await {
+        let series = series?;
+        check_guard(setup.guard)?;
+        seen = true;
+        let folded = match f.per_series {
+            None => fold.add_selector_series(&ev, timing, &series)?,
+            Some(call) => {
+                let one = HashMap::from([(f.key, vec![series])]);
+                let mut one_ev = setup.evaluator(&one);
+                one_ev.stats_decoding = call.stats;
+                let Ev::Vector(m) = one_ev.eval(call.expr)? else {
+                    return Err(QueryError::exec("range function without an instant vector result"));
+                };
+                fold.add_samples(one_ev.current_samples)?;
+                fold.annotations.merge(std::mem::take(&mut one_ev.annotations));
+                fold.add_series(&m, ev.start, ev.interval)
+            }
+        };
+        if let Err(Unsupported) = folded {
+            return Ok(Streamed::Unsupported);
+        }
+    }
+    if !seen {
+        return Ok(Streamed::NoSeries);
+    }
+    Ok(Streamed::Done(fold.finish(&ev)?))
 }
 
 /// The deadline and cancel checks between two streamed series.
@@ -502,6 +598,15 @@ fn per_series_call(c: &parser::Call) -> Option<usize> {
     (matrix_ok && others_ok).then_some(matrix_idx)
 }
 
+/// Whether an aggregation can be folded series by series ([`StreamedAggregate`]).
+fn streamable_aggregate(a: &parser::AggregateExpr) -> bool {
+    a.param.is_none()
+        && matches!(
+            a.op.to_string().as_str(),
+            "sum" | "count" | "min" | "max" | "group" | "avg"
+        )
+}
+
 /// Walks the AST and records every selector with the time range its evaluation reads
 /// (Prometheus's populateSeries).
 fn collect_selectors<'e>(
@@ -514,7 +619,7 @@ fn collect_selectors<'e>(
     out: &mut Vec<Fetch<'e>>,
 ) -> Result<(), QueryError> {
     let subq = ctx.subq;
-    let selector = |vs: &VectorSelector, range: i64, out: &mut Vec<Fetch<'e>>| -> Result<(), QueryError> {
+    let selector = |vs: &'e VectorSelector, range: i64, out: &mut Vec<Fetch<'e>>| -> Result<(), QueryError> {
         let (mut s, mut en) = (start, end);
         if let Some(t) = subq.2 {
             (s, en) = (t, t);
@@ -537,8 +642,16 @@ fn collect_selectors<'e>(
             Some(expr) if range > 0 && eval_first.is_some() => Some(PerSeriesCall { expr, stats: ctx.stats }),
             _ => None,
         };
+        // An aggregation folds a selector it reads directly at the query's steps, or the
+        // per-series call whose range argument this is.
+        let aggregate = match (ctx.aggregate, ctx.per_series, &per_series) {
+            (Some(a), None, None) if range == 0 && eval_first.is_some() => Some(a),
+            (Some(a), Some(_), Some(_)) => Some(a),
+            _ => None,
+        };
         out.push(Fetch {
             key: vs as *const VectorSelector as usize,
+            vs,
             matchers: selector_matchers(vs)?,
             hints: SelectHints {
                 start: s,
@@ -551,11 +664,13 @@ fn collect_selectors<'e>(
                 ..Default::default()
             },
             per_series,
+            aggregate,
         });
         Ok(())
     };
     let inner = Context {
         per_series: None,
+        aggregate: None,
         ..ctx
     };
     match e {
@@ -571,7 +686,11 @@ fn collect_selectors<'e>(
             if let Some(p) = &a.param {
                 collect_selectors(p, start, end, step, lookback, inner, out)?;
             }
-            collect_selectors(&a.expr, start, end, step, lookback, inner, out)
+            let arg_ctx = Context {
+                aggregate: streamable_aggregate(a).then_some(a),
+                ..inner
+            };
+            collect_selectors(&a.expr, start, end, step, lookback, arg_ctx, out)
         }
         Expr::Call(c) => {
             let name = c.func.name;
@@ -587,6 +706,7 @@ fn collect_selectors<'e>(
                 let arg_ctx = Context {
                     func: Some(name),
                     per_series: (matrix_idx == Some(i)).then_some(e),
+                    aggregate: ctx.aggregate.filter(|_| matrix_idx == Some(i)),
                     stats,
                     ..ctx
                 };
@@ -600,6 +720,7 @@ fn collect_selectors<'e>(
             let ctx = Context {
                 subq,
                 per_series: None,
+                aggregate: None,
                 stats: false,
                 ..ctx
             };

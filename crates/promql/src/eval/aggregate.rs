@@ -5,12 +5,13 @@ use std::sync::Arc;
 
 use hypnos_model::{FloatHistogram, Labels, LabelsBuilder, METRIC_NAME};
 
+use super::group_fold::{Cells, FoldOp};
 use super::windows::{self, kahan_inc};
 use super::{Ev, Evaluator, StepCursor, StepValue, push_value};
 use crate::error::QueryError;
 use crate::histogram_ops as hops;
 use crate::parser::{AggregateExpr, Expr, LabelModifier, unwrap_parens};
-use crate::value::{FPoint, Matrix, Series};
+use crate::value::{Matrix, Series};
 
 #[derive(Default, Clone)]
 struct Acc {
@@ -367,10 +368,10 @@ impl Evaluator<'_> {
         Ok(out)
     }
 
-    /// `sum`, `count`, `min`, `max` and `group` of float-only input, series by series into
-    /// one cell per (group, step): each series' points are read once, in memory order, and a
-    /// cell still sees the series in input order, so the result is the step-by-step one's.
-    /// None when the input holds histograms or the cells would not be small.
+    /// `sum`, `count`, `min`, `max`, `group` and `avg` of float-only input, series by series
+    /// into one cell per (group, step) (see [`Cells`]): each series' points are read once, in
+    /// memory order, and a cell still sees the series in input order, so the result is the
+    /// step-by-step one's. None when the input holds histograms or the cells would not be small.
     fn reduce_floats_by_series(
         &mut self,
         op: &str,
@@ -379,75 +380,22 @@ impl Evaluator<'_> {
         group_labels: &[Labels],
     ) -> Result<Option<Matrix>, QueryError> {
         const MAX_CELLS: usize = 1 << 22;
-        if !matches!(op, "sum" | "count" | "min" | "max" | "group") || input.iter().any(|s| !s.histograms.is_empty()) {
+        let Some(op) = FoldOp::parse(op) else {
+            return Ok(None);
+        };
+        if input.iter().any(|s| !s.histograms.is_empty()) {
             return Ok(None);
         }
         let steps = self.num_steps();
-        let Some(cells) = group_labels.len().checked_mul(steps).filter(|&c| c <= MAX_CELLS) else {
+        if group_labels.len().checked_mul(steps).is_none_or(|c| c > MAX_CELLS) {
             return Ok(None);
-        };
-        let mut value = vec![0.0f64; cells];
-        let mut comp = vec![0.0f64; if op == "sum" { cells } else { 0 }];
-        let mut count = vec![0.0f64; cells];
-        let (start, interval) = (self.start, self.interval);
+        }
+        let mut cells = Cells::with_groups(op, steps, group_labels.len());
         for (s, &g) in input.iter().zip(group_of) {
             self.check("query execution")?;
-            let base = g * steps;
-            let mut next_step = 0;
-            for p in &s.floats {
-                // Only points at step times count, each step once (as the step cursors read).
-                let offset = p.t - start;
-                let Ok(step) = usize::try_from(offset / interval) else {
-                    continue;
-                };
-                if offset % interval != 0 || step >= steps || step < next_step {
-                    continue;
-                }
-                next_step = step + 1;
-                let i = base + step;
-                let v = p.v;
-                count[i] += 1.0;
-                if count[i] == 1.0 {
-                    value[i] = if op == "group" { 1.0 } else { v };
-                    continue;
-                }
-                match op {
-                    "sum" => (value[i], comp[i]) = kahan_inc(v, value[i], comp[i]),
-                    "max" if value[i] < v || value[i].is_nan() => value[i] = v,
-                    "min" if value[i] > v || value[i].is_nan() => value[i] = v,
-                    _ => {}
-                }
-            }
+            cells.fold_series(g, s, self.start, self.interval);
         }
-        // Groups in the order the step-by-step loop creates them: by first step, then index.
-        let first_step = |g: usize| count[g * steps..(g + 1) * steps].iter().position(|&n| n > 0.0);
-        let mut order: Vec<(usize, usize)> = (0..group_labels.len())
-            .filter_map(|g| first_step(g).map(|st| (st, g)))
-            .collect();
-        order.sort_unstable();
-        let out = order
-            .into_iter()
-            .map(|(_, g)| {
-                let mut series = Series::new(group_labels[g].clone());
-                for step in 0..steps {
-                    let i = g * steps + step;
-                    if count[i] == 0.0 {
-                        continue;
-                    }
-                    let v = match op {
-                        "sum" => value[i] + comp[i],
-                        "count" => count[i],
-                        _ => value[i],
-                    };
-                    series.floats.push(FPoint {
-                        t: self.step_ts(step),
-                        v,
-                    });
-                }
-                series
-            })
-            .collect();
-        Ok(Some(out))
+        Ok(Some(cells.finish(group_labels, &[], |i| self.step_ts(i))))
     }
 
     fn aggregate_select(
@@ -685,6 +633,7 @@ fn unused(_: LabelsBuilder) {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::FPoint;
 
     fn chosen(values: &[f64], k: usize, top: bool) -> Vec<usize> {
         let members = values.iter().enumerate().map(|(i, v)| (i, StepValue::F(*v))).collect();
@@ -702,9 +651,13 @@ mod tests {
         };
         let data = HashMap::new();
         let mut ev = Evaluator::new(&data, "", 1_000, 61_000, 10_000, 300_000, 60_000, &guard);
-        // Values that exercise Kahan compensation, NaN replacement and infinities; series
-        // with gaps, points off the step grid and a repeated timestamp.
+        // Values that exercise Kahan compensation, NaN replacement, infinities and sums that
+        // overflow (avg's switch to an incremental mean); series with gaps, points off the step
+        // grid and a repeated timestamp.
         let values = [
+            1.5e308,
+            -1.7e308,
+            1.6e308,
             1e16,
             1.0,
             -1e16,
@@ -740,7 +693,7 @@ mod tests {
         let group_labels: Vec<Labels> = (0..3).map(|g| Labels::from_pairs([("g", g.to_string())])).collect();
         // Group 2 first appears later than group 1 would, to check the output order.
         let group_of: Vec<usize> = (0..12).map(|i| [1, 0, 2, 1][i % 4]).collect();
-        for op in ["sum", "count", "min", "max", "group"] {
+        for op in ["sum", "count", "min", "max", "group", "avg"] {
             let fast = ev
                 .reduce_floats_by_series(op, &input, &group_of, &group_labels)
                 .unwrap()

@@ -4,10 +4,12 @@
 mod aggregate;
 mod binary;
 mod functions;
+mod group_fold;
 mod histograms;
 mod windows;
 
 pub(crate) use functions::range_function;
+pub(crate) use group_fold::{StreamedAggregate, Unsupported};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use hypnos_model::{FloatHistogram, Labels, METRIC_NAME, is_stale_nan};
 use crate::annotations::Annotations;
 use crate::error::QueryError;
 use crate::parser::{Expr, MatrixSelector, SubqueryExpr, VectorSelector, at_ms, duration_ms, offset_ms, unwrap_parens};
-use crate::storage::SeriesSet;
+use crate::storage::{SeriesSet, StorageSeries};
 use crate::value::{FPoint, HPoint, Matrix, Series};
 
 /// The result of evaluating a node over all steps.
@@ -78,6 +80,19 @@ pub(crate) struct Precomputed {
 
 static NO_STRINGS: std::sync::LazyLock<HashMap<String, String>> = std::sync::LazyLock::new(HashMap::new);
 static NO_TRIMS: std::sync::LazyLock<HashMap<usize, bool>> = std::sync::LazyLock::new(HashMap::new);
+
+/// Where an instant selector reads, relative to the evaluation time.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SelectorTiming {
+    pub offset: i64,
+    pub at: Option<i64>,
+}
+
+/// The stored sample an instant selector reads at a step.
+pub(crate) enum SelectorRead<'s> {
+    Float(&'s FPoint),
+    Histogram(&'s HPoint),
+}
 
 /// A series' samples in one window.
 pub(crate) struct Window<'s> {
@@ -225,7 +240,17 @@ impl<'a> Evaluator<'a> {
                 Ok(Ev::Range(m))
             }
             Expr::Binary(b) => self.eval_binary(b),
-            Expr::Aggregate(a) => self.eval_aggregate(a),
+            Expr::Aggregate(a) => {
+                if let Some(done) = self
+                    .precomputed
+                    .remove(&(a as *const crate::parser::AggregateExpr as usize))
+                {
+                    self.annotations.merge(done.annotations);
+                    self.add_samples(done.samples)?;
+                    return Ok(Ev::Vector(done.matrix));
+                }
+                self.eval_aggregate(a)
+            }
             Expr::Call(c) => {
                 if let Some(done) = self.precomputed.remove(&(c as *const crate::parser::Call as usize)) {
                     self.annotations.merge(done.annotations);
@@ -248,9 +273,7 @@ impl<'a> Evaluator<'a> {
     /// Instant vector selector over all steps, with lookback and staleness. With
     /// `sample_time`, the value is the sample's timestamp in seconds (for `timestamp()`).
     pub fn eval_vector_selector(&mut self, vs: &VectorSelector, sample_time: bool) -> Result<Matrix, QueryError> {
-        let offset = offset_ms(&vs.offset);
-        let at = at_ms(&vs.at, self.query_start, self.query_end);
-        let steps = self.num_steps();
+        let timing = self.selector_timing(vs);
         let mut out = Vec::new();
         for s in self.selected(vs) {
             self.check("query execution")?;
@@ -262,55 +285,76 @@ impl<'a> Evaluator<'a> {
                 s
             };
             let mut series = Series::new(s.labels.clone());
-            // Start the cursors at the first step's lookback window, not the series start.
-            let first_ref = at.unwrap_or(self.start) - offset;
-            let mut fi = s.floats.partition_point(|p| p.t <= first_ref);
-            let mut hi = s.histograms.partition_point(|p| p.t <= first_ref);
-            for i in 0..steps {
-                let ts = self.step_ts(i);
-                let ref_t = at.unwrap_or(ts) - offset;
-                // Cursors only move forward while ref_t grows; with `@` ref_t is constant.
-                if at.is_some() {
-                    fi = s.floats.partition_point(|p| p.t <= ref_t);
-                    hi = s.histograms.partition_point(|p| p.t <= ref_t);
-                } else {
-                    while fi < s.floats.len() && s.floats[fi].t <= ref_t {
-                        fi += 1;
-                    }
-                    while hi < s.histograms.len() && s.histograms[hi].t <= ref_t {
-                        hi += 1;
-                    }
+            self.selector_reads(timing, s, |_, ts, read| match read {
+                SelectorRead::Float(p) => {
+                    let v = if sample_time { p.t as f64 / 1000.0 } else { p.v };
+                    series.floats.push(FPoint { t: ts, v });
                 }
-                let f = fi.checked_sub(1).map(|k| s.floats[k]);
-                let h = hi.checked_sub(1).map(|k| &s.histograms[k]);
-                let lo = ref_t - self.lookback;
-                match (f, h) {
-                    (Some(f), h) if f.t > lo && h.is_none_or(|h| h.t < f.t) => {
-                        if is_stale_nan(f.v) {
-                            continue;
-                        }
-                        let v = if sample_time { f.t as f64 / 1000.0 } else { f.v };
-                        series.floats.push(FPoint { t: ts, v });
-                    }
-                    (_, Some(h)) if h.t > lo && f.is_none_or(|f| f.t < h.t) => {
-                        if sample_time {
-                            series.floats.push(FPoint {
-                                t: ts,
-                                v: h.t as f64 / 1000.0,
-                            });
-                        } else {
-                            series.histograms.push(HPoint { t: ts, h: h.h.clone() });
-                        }
-                    }
-                    _ => {}
-                }
-            }
+                SelectorRead::Histogram(h) if sample_time => series.floats.push(FPoint {
+                    t: ts,
+                    v: h.t as f64 / 1000.0,
+                }),
+                SelectorRead::Histogram(h) => series.histograms.push(HPoint { t: ts, h: h.h.clone() }),
+            });
             if !series.is_empty() {
                 self.add_samples(series.len())?;
                 out.push(series);
             }
         }
         Ok(out)
+    }
+
+    /// The offset and `@` time of an instant selector, in ms.
+    pub fn selector_timing(&self, vs: &VectorSelector) -> SelectorTiming {
+        SelectorTiming {
+            offset: offset_ms(&vs.offset),
+            at: at_ms(&vs.at, self.query_start, self.query_end),
+        }
+    }
+
+    /// Calls `read(step, step time, sample)` for each step at which an instant selector reads
+    /// a sample of `s`: the newest one within the lookback delta, unless it is a staleness marker.
+    pub fn selector_reads<'s>(
+        &self,
+        timing: SelectorTiming,
+        s: &'s StorageSeries,
+        mut read: impl FnMut(usize, i64, SelectorRead<'s>),
+    ) {
+        let SelectorTiming { offset, at } = timing;
+        // Start the cursors at the first step's lookback window, not the series start.
+        let first_ref = at.unwrap_or(self.start) - offset;
+        let mut fi = s.floats.partition_point(|p| p.t <= first_ref);
+        let mut hi = s.histograms.partition_point(|p| p.t <= first_ref);
+        for i in 0..self.num_steps() {
+            let ts = self.step_ts(i);
+            let ref_t = at.unwrap_or(ts) - offset;
+            // Cursors only move forward while ref_t grows; with `@` ref_t is constant.
+            if at.is_some() {
+                fi = s.floats.partition_point(|p| p.t <= ref_t);
+                hi = s.histograms.partition_point(|p| p.t <= ref_t);
+            } else {
+                while fi < s.floats.len() && s.floats[fi].t <= ref_t {
+                    fi += 1;
+                }
+                while hi < s.histograms.len() && s.histograms[hi].t <= ref_t {
+                    hi += 1;
+                }
+            }
+            let f = fi.checked_sub(1).map(|k| &s.floats[k]);
+            let h = hi.checked_sub(1).map(|k| &s.histograms[k]);
+            let lo = ref_t - self.lookback;
+            match (f, h) {
+                (Some(f), h) if f.t > lo && h.is_none_or(|h| h.t < f.t) => {
+                    // A staleness marker: the series has no value at this step.
+                    if is_stale_nan(f.v) {
+                        continue;
+                    }
+                    read(i, ts, SelectorRead::Float(f));
+                }
+                (_, Some(h)) if h.t > lo && f.is_none_or(|f| f.t < h.t) => read(i, ts, SelectorRead::Histogram(h)),
+                _ => {}
+            }
+        }
     }
 
     /// A matrix selector evaluated at the (single) step: the raw samples in its window.
