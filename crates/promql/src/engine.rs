@@ -65,7 +65,7 @@ pub struct QueryResult {
 #[derive(Clone, Debug)]
 pub struct Engine {
     pub options: EngineOptions,
-    /// Fold `sum`, `count`, `min`, `max`, `group` and `avg` over a selector or a per-series
+    /// Fold `sum`, `count`, `min`, `max`, `group`, `avg`, `stddev` and `stdvar` over a selector or a per-series
     /// range function as storage streams the series (see [`Engine::stream_aggregations`]).
     stream_aggregations: bool,
 }
@@ -603,7 +603,7 @@ fn streamable_aggregate(a: &parser::AggregateExpr) -> bool {
     a.param.is_none()
         && matches!(
             a.op.to_string().as_str(),
-            "sum" | "count" | "min" | "max" | "group" | "avg"
+            "sum" | "count" | "min" | "max" | "group" | "avg" | "stddev" | "stdvar"
         )
 }
 

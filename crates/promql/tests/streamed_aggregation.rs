@@ -144,7 +144,7 @@ fn storage(seed: u64, series: usize, groups: u64, hists: bool) -> MemStorage {
 }
 
 fn queries() -> Vec<String> {
-    let ops = ["sum", "count", "min", "max", "group", "avg"];
+    let ops = ["sum", "count", "min", "max", "group", "avg", "stddev", "stdvar"];
     let modifiers = [
         "",
         " by (g)",
@@ -190,6 +190,7 @@ fn queries() -> Vec<String> {
             "-sum(m)",
             "sum(m) + on() group_left sum(rate(m[5m]))",
             "stddev by (g)(m)",
+            "stdvar(rate(m[5m]))",
             "quantile by (g)(0.3, m)",
             "topk by (g)(2, m)",
             "count_values by (g)(\"v\", m)",
@@ -338,7 +339,8 @@ fn folds_the_stream_and_hands_back_histograms() {
         ("count(rate(m[5m]))", false, (1, 0)),
         ("avg without (i)((m))", false, (1, 0)),
         ("sum(m @ 100)", false, (0, 1)),
-        ("stddev(m)", false, (0, 1)),
+        ("stddev(m)", false, (1, 0)),
+        ("quantile(0.5, m)", false, (0, 1)),
         ("sum(m or n)", false, (0, 2)),
         // The per-series call's own streaming when the aggregation is not folded.
         ("topk(1, rate(m[5m]))", false, (1, 0)),

@@ -368,7 +368,7 @@ impl Evaluator<'_> {
         Ok(out)
     }
 
-    /// `sum`, `count`, `min`, `max`, `group` and `avg` of float-only input, series by series
+    /// `sum`, `count`, `min`, `max`, `group`, `avg`, `stddev` and `stdvar` of float-only input, series by series
     /// into one cell per (group, step) (see [`Cells`]): each series' points are read once, in
     /// memory order, and a cell still sees the series in input order, so the result is the
     /// step-by-step one's. None when the input holds histograms or the cells would not be small.
@@ -693,7 +693,7 @@ mod tests {
         let group_labels: Vec<Labels> = (0..3).map(|g| Labels::from_pairs([("g", g.to_string())])).collect();
         // Group 2 first appears later than group 1 would, to check the output order.
         let group_of: Vec<usize> = (0..12).map(|i| [1, 0, 2, 1][i % 4]).collect();
-        for op in ["sum", "count", "min", "max", "group", "avg"] {
+        for op in ["sum", "count", "min", "max", "group", "avg", "stddev", "stdvar"] {
             let fast = ev
                 .reduce_floats_by_series(op, &input, &group_of, &group_labels)
                 .unwrap()

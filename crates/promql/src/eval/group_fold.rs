@@ -1,4 +1,4 @@
-//! Float aggregations (`sum`, `count`, `min`, `max`, `group`, `avg`) folded series by series
+//! Float aggregations (`sum`, `count`, `min`, `max`, `group`, `avg`, `stddev`, `stdvar`) folded series by series
 //! into one accumulator cell per (group, step). A cell sees the series in input order, so every
 //! cell computes exactly what the step-by-step reduction computes (the same Kahan sums in the
 //! same order); memory is groups × steps, not series × steps, which lets the engine fold
@@ -25,6 +25,8 @@ pub(crate) enum FoldOp {
     Max,
     Group,
     Avg,
+    Stddev,
+    Stdvar,
 }
 
 impl FoldOp {
@@ -36,6 +38,8 @@ impl FoldOp {
             "max" => FoldOp::Max,
             "group" => FoldOp::Group,
             "avg" => FoldOp::Avg,
+            "stddev" => FoldOp::Stddev,
+            "stdvar" => FoldOp::Stdvar,
             _ => return None,
         })
     }
@@ -47,8 +51,13 @@ pub(crate) struct Cells {
     steps: usize,
     /// Values folded into each cell (also "the cell has a value" when nonzero).
     count: Vec<f64>,
-    /// Sum, minimum or maximum; avg's Kahan sum, or its mean once the sum overflowed.
+    /// Sum, minimum or maximum; avg's Kahan sum, or its mean once the sum overflowed;
+    /// stddev's and stdvar's sum of squared differences from the mean (Welford).
     value: Vec<f64>,
+    /// stddev and stdvar: the running mean and how many values it holds (NaN and
+    /// infinities are not counted: they make the result NaN).
+    mean: Vec<f64>,
+    n: Vec<f64>,
     /// Kahan compensation of sum and avg.
     comp: Vec<f64>,
     /// avg: the cell switched to the incremental mean (its sum became infinite).
@@ -64,6 +73,8 @@ impl Cells {
             value: Vec::new(),
             comp: Vec::new(),
             incremental: Vec::new(),
+            mean: Vec::new(),
+            n: Vec::new(),
         }
     }
 
@@ -99,6 +110,10 @@ impl Cells {
         if self.op == FoldOp::Avg {
             self.incremental.resize(cells, false);
         }
+        if matches!(self.op, FoldOp::Stddev | FoldOp::Stdvar) {
+            self.mean.resize(cells, 0.0);
+            self.n.resize(cells, 0.0);
+        }
     }
 
     /// Folds the value of one series at one step into its group's cell.
@@ -108,7 +123,11 @@ impl Cells {
         self.count[i] += 1.0;
         let n = self.count[i];
         if n == 1.0 {
-            if !self.value.is_empty() {
+            if matches!(self.op, FoldOp::Stddev | FoldOp::Stdvar) {
+                self.value[i] = if v.is_nan() || v.is_infinite() { f64::NAN } else { 0.0 };
+                self.mean[i] = v;
+                self.n[i] = 1.0;
+            } else if !self.value.is_empty() {
                 self.value[i] = v;
             }
             return;
@@ -132,6 +151,13 @@ impl Cells {
                 }
                 let q = (n - 1.0) / n;
                 (self.value[i], self.comp[i]) = kahan_inc(v / n, q * self.value[i], q * self.comp[i]);
+            }
+            FoldOp::Stddev | FoldOp::Stdvar if v.is_nan() || v.is_infinite() => self.value[i] = f64::NAN,
+            FoldOp::Stddev | FoldOp::Stdvar => {
+                self.n[i] += 1.0;
+                let delta = v - self.mean[i];
+                self.mean[i] += delta / self.n[i];
+                self.value[i] += delta * (v - self.mean[i]);
             }
             _ => {}
         }
@@ -162,6 +188,8 @@ impl Cells {
             FoldOp::Min | FoldOp::Max => self.value[i],
             FoldOp::Avg if self.incremental[i] => self.value[i] + self.comp[i],
             FoldOp::Avg => self.value[i] / self.count[i] + self.comp[i] / self.count[i],
+            FoldOp::Stdvar => self.value[i] / self.n[i],
+            FoldOp::Stddev => (self.value[i] / self.n[i]).sqrt(),
         }
     }
 
