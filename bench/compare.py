@@ -936,12 +936,15 @@ def bench_dataset(ds: Dataset, args, hypnos: str) -> dict:
                 row["timeouts"].append(s.name)
         ref = answers["prometheus"]
         row["series"], row["points"] = result_size(ref)
-        row["diffs"] = {h: compare(ref, answers[h]) for h in hypnoses}
+        # A timed-out answer is reported as a timeout, not as a wrong answer; when Prometheus
+        # (the reference) timed out, nothing is compared for that query.
+        cut = lambda name: name in row["timeouts"] or "prometheus" in row["timeouts"]  # noqa: E731
+        row["diffs"] = {h: None if cut(h) else compare(ref, answers[h]) for h in hypnoses}
         vm_answer = answers["victoriametrics"]
         if vm_reason == VM_NAME:
             vm_answer = without_name(vm_answer)
             row["vm_excluded"] = None
-        row["vm_diff"] = compare(ref, vm_answer)
+        row["vm_diff"] = None if cut("victoriametrics") else compare(ref, vm_answer)
         for h, diff in row["diffs"].items():
             if diff:
                 log(f"MISMATCH {h} {qname} [{mode.name}]: {diff}")
@@ -1110,16 +1113,24 @@ def markdown(report: dict) -> str:
         L.append("|---|---|---|---|---|" + "---|" * (3 * len(hs)) + "---|")
         for q in d["queries"]:
             med = q["median"]
-            eqs = ["yes" if not q["diffs"][h] else "**NO**" for h in hs]
-            if not q["vm_diff"]:
-                eqs.append("yes")
+            tos = q.get("timeouts", [])
+            eq_of = lambda name, diff: (  # noqa: E731
+                "not compared (Prometheus timed out)" if "prometheus" in tos
+                else "timed out" if name in tos
+                else "yes" if not diff
+                else "**NO**"
+            )
+            eqs = [eq_of(h, q["diffs"][h]) for h in hs]
+            if "prometheus" in tos or "victoriametrics" in tos or not q["vm_diff"]:
+                eqs.append(eq_of("victoriametrics", q["vm_diff"]))
             elif q["vm_excluded"]:
                 eqs.append("differs (excluded)")
             else:
                 eqs.append("**NO**")
-            ratios_ = " | ".join(
-                f"{med[h] / med['prometheus']:.2f} | {med[h] / med['victoriametrics']:.2f}" for h in hs
+            ratio = lambda h, base: (  # noqa: E731
+                "–" if h in tos and base in tos else f"{med[h] / med[base]:.2f}"
             )
+            ratios_ = " | ".join(f"{ratio(h, 'prometheus')} | {ratio(h, 'victoriametrics')}" for h in hs)
             lat = lambda name: (  # noqa: E731
                 f"≥ {human_s(med[name])} (timeout)" if name in q.get("timeouts", []) else human_s(med[name])
             )
