@@ -147,3 +147,51 @@ fn pair_counts(floats: &[FPoint], hists: &[HPoint], resets: bool) -> Option<Vec<
     }
     Some(counts)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use hypnos_model::FloatHistogram;
+
+    use super::*;
+
+    fn f(t: i64, v: f64) -> FPoint {
+        FPoint { t, v }
+    }
+
+    fn h(t: i64, count: f64) -> HPoint {
+        HPoint {
+            t,
+            h: Arc::new(FloatHistogram {
+                count,
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn pair_counts_follow_time_order() {
+        // In time order: 1, 1, NaN, NaN, h(5), h(5), h(3), 0 (a tie at t=7: histogram first).
+        let floats = [f(1, 1.0), f(2, 1.0), f(3, f64::NAN), f(4, f64::NAN), f(7, 0.0)];
+        let hists = [h(5, 5.0), h(6, 5.0), h(7, 3.0)];
+        // changes: NaN after 1, h after NaN, h(3) after h(5), float after histogram.
+        assert_eq!(pair_counts(&floats, &hists, false), Some(vec![0, 0, 1, 1, 2, 2, 3, 4]));
+        // resets: only the switches between kinds and the histogram's drop.
+        assert_eq!(pair_counts(&floats, &hists, true), Some(vec![0, 0, 0, 0, 1, 1, 2, 3]));
+        assert_eq!(pair_counts(&[], &[], false), Some(vec![]));
+    }
+
+    #[test]
+    fn cursor_finds_left_open_windows() {
+        let floats = [f(10, 0.0), f(20, 0.0), f(30, 0.0)];
+        let hists = [h(15, 1.0)];
+        let mut c = IndexCursor::default();
+        let w = c.advance(&floats, &hists, 0, 10);
+        assert_eq!((w.fa, w.fb, w.ha, w.hb), (0, 1, 0, 0));
+        let w = c.advance(&floats, &hists, 10, 20);
+        assert_eq!((w.fa, w.fb, w.ha, w.hb), (1, 2, 0, 1));
+        let w = c.advance(&floats, &hists, 30, 40);
+        assert_eq!((w.fa, w.fb, w.ha, w.hb), (3, 3, 1, 1));
+    }
+}
