@@ -155,6 +155,10 @@ const FUNCS: &[&str] = &[
     "irate",
     "count_over_time",
     "last_over_time",
+    "max_over_time",
+    "min_over_time",
+    "ts_of_max_over_time",
+    "ts_of_min_over_time",
 ];
 
 proptest! {

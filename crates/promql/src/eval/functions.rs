@@ -545,8 +545,13 @@ impl Evaluator<'_> {
             let mut series = Series::new(s.metric.clone());
             series.drop_name = s.drop_name || !keep_name;
             let mut notes = Notes::default();
-            if matches!(name, "max_over_time" | "min_over_time") && s.hists().is_empty() {
-                self.sliding_extreme(&src, s, name == "max_over_time", &mut series);
+            let extreme = matches!(
+                name,
+                "max_over_time" | "min_over_time" | "ts_of_max_over_time" | "ts_of_min_over_time"
+            );
+            if extreme && s.hists().is_empty() {
+                let max = matches!(name, "max_over_time" | "ts_of_max_over_time");
+                self.sliding_extreme(&src, s, max, name.starts_with("ts_of_"), &mut series);
                 if !series.is_empty() {
                     self.add_samples(series.len())?;
                     out.push(series);
@@ -620,9 +625,24 @@ impl Evaluator<'_> {
     /// queue of window indices, so each sample is looked at a few times instead of once per
     /// step its window covers (a 6h window at a 15s step: 1,440 times). Same result as the
     /// scan: the first maximal value of the window's non-NaN samples, NaN if they all are.
-    fn sliding_extreme(&self, src: &MatrixSource<'_>, s: &super::SrcSeries, max: bool, out: &mut Series) {
+    /// With `timestamp` (`ts_of_max_over_time` / `ts_of_min_over_time`) the time of the last
+    /// maximal non-NaN sample instead, or of the window's first sample if they all are NaN:
+    /// ties then replace the queued sample.
+    fn sliding_extreme(
+        &self,
+        src: &MatrixSource<'_>,
+        s: &super::SrcSeries,
+        max: bool,
+        timestamp: bool,
+        out: &mut Series,
+    ) {
         let f = s.floats();
-        let better = |a: f64, b: f64| if max { a > b } else { a < b };
+        let displaces = |new: f64, queued: f64| match (max, timestamp) {
+            (true, false) => new > queued,
+            (false, false) => new < queued,
+            (true, true) => new >= queued,
+            (false, true) => new <= queued,
+        };
         let mut queue: std::collections::VecDeque<usize> = std::collections::VecDeque::new();
         let (mut a, mut b) = (0, 0);
         for i in 0..self.num_steps() {
@@ -630,7 +650,7 @@ impl Evaluator<'_> {
             let (lo, hi) = src.bounds(ts);
             while b < f.len() && f[b].t <= hi {
                 if !f[b].v.is_nan() {
-                    while queue.back().is_some_and(|&k| better(f[b].v, f[k].v)) {
+                    while queue.back().is_some_and(|&k| displaces(f[b].v, f[k].v)) {
                         queue.pop_back();
                     }
                     queue.push_back(b);
@@ -646,7 +666,12 @@ impl Evaluator<'_> {
             if a == b {
                 continue;
             }
-            let v = queue.front().map_or(f64::NAN, |&k| f[k].v);
+            let v = match (queue.front(), timestamp) {
+                (Some(&k), false) => f[k].v,
+                (None, false) => f64::NAN,
+                (Some(&k), true) => f[k].t as f64 / 1000.0,
+                (None, true) => f[a].t as f64 / 1000.0,
+            };
             push_value(out, ts, StepValue::F(v));
         }
     }
