@@ -44,7 +44,12 @@ pub(crate) fn extrapolated_rate(
     is_rate: bool,
     notes: &mut Notes,
 ) -> Option<StepValue> {
-    extrapolated_rate_with(w, range_ms, is_counter, is_rate, notes, |floats| {
+    let hist_resets = |points: &[HPoint]| {
+        (1..points.len())
+            .filter(|&i| hops::detect_reset(&points[i].h, &points[i - 1].h))
+            .collect()
+    };
+    extrapolated_rate_with(w, range_ms, is_counter, is_rate, notes, hist_resets, |floats| {
         let mut increase = floats[floats.len() - 1].v - floats[0].v;
         if is_counter {
             let mut prev = floats[0].v;
@@ -59,15 +64,17 @@ pub(crate) fn extrapolated_rate(
     })
 }
 
-/// [`extrapolated_rate`] with the raw increase of a float window (two or more samples) given
-/// by `float_increase`: last minus first, plus for a counter the value before each reset,
-/// added in time order.
+/// [`extrapolated_rate`] with the counter resets of a histogram window given by `hist_resets`
+/// (ascending indices `i` in the window where `points[i]` is a reset of `points[i - 1]`) and
+/// the raw increase of a float window (two or more samples) by `float_increase`: last minus
+/// first, plus for a counter the value before each reset, added in time order.
 pub(crate) fn extrapolated_rate_with(
     w: &Window<'_>,
     range_ms: i64,
     is_counter: bool,
     is_rate: bool,
     notes: &mut Notes,
+    hist_resets: impl FnOnce(&[HPoint]) -> Vec<usize>,
     float_increase: impl FnOnce(&[FPoint]) -> f64,
 ) -> Option<StepValue> {
     if !w.floats.is_empty() && !w.hists.is_empty() {
@@ -79,7 +86,7 @@ pub(crate) fn extrapolated_rate_with(
         n_minus_one = w.hists.len() - 1;
         first_t = w.hists[0].t;
         last_t = w.hists[n_minus_one].t;
-        result_h = Some(histogram_rate(w, is_counter, notes)?);
+        result_h = Some(histogram_rate(w, is_counter, notes, hist_resets)?);
         result_f = 0.0;
     } else if w.floats.len() > 1 {
         n_minus_one = w.floats.len() - 1;
@@ -136,7 +143,12 @@ pub(crate) fn extrapolated_rate_with(
 }
 
 /// The increase of a run of histograms, with counter resets accounted for.
-fn histogram_rate(w: &Window<'_>, is_counter: bool, notes: &mut Notes) -> Option<FloatHistogram> {
+fn histogram_rate(
+    w: &Window<'_>,
+    is_counter: bool,
+    notes: &mut Notes,
+    hist_resets: impl FnOnce(&[HPoint]) -> Vec<usize>,
+) -> Option<FloatHistogram> {
     let points = w.hists;
     let first = &points[0].h;
     let last = &points[points.len() - 1].h;
@@ -151,13 +163,7 @@ fn histogram_rate(w: &Window<'_>, is_counter: bool, notes: &mut Notes) -> Option
     // the full value at the end of every later run. A first run of a single sample adds
     // nothing, so a schema change at a reset (custom <-> exponential) is no mix.
     let n = points.len();
-    let resets: Vec<usize> = if is_counter {
-        (1..n)
-            .filter(|&i| hops::detect_reset(&points[i].h, &points[i - 1].h))
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let resets: Vec<usize> = if is_counter { hist_resets(points) } else { Vec::new() };
     let fail = |e: hops::OpError, notes: &mut Notes| {
         match e {
             hops::OpError::MixedSchemas => notes.mixed_schemas = true,

@@ -8,15 +8,17 @@
 //! - `changes` / `resets`: a prefix count of the counted pairs of consecutive samples (floats
 //!   and histograms interleaved in time order), so a window's count is a difference of two
 //!   entries. Integer counts: exact.
-//! - `rate` / `increase` on floats: the positions of counter resets. The correction of a
-//!   window adds the value before each of its resets in time order, as Prometheus's scan does,
-//!   so the sum is bit-identical; a window without resets costs O(1), one with k resets
-//!   O(log n + k). Windows holding histograms take the scan.
+//! - `rate` / `increase`: the positions of counter resets. The correction of a float window
+//!   adds the value before each of its resets in time order, as Prometheus's scan does, so the
+//!   sum is bit-identical; a window without resets costs O(1), one with k resets
+//!   O(log n + k). A histogram window gets its resets without comparing its histograms again;
+//!   the rest of the histogram path (hint checks, lowest schema, the sums) is the scan's.
 //!
 //! Only the samples some window of the call can see are looked at (`first_lo`..`last_hi`).
 
 use super::{Notes, counted_pair, extrapolated_rate_with, in_time_order};
 use crate::eval::{SrcSeries, StepValue, Window};
+use crate::histogram_ops as hops;
 use crate::value::{FPoint, HPoint};
 
 /// What a call's windows are computed from, for the functions that have a faster way.
@@ -30,8 +32,13 @@ pub(crate) struct SeriesPrefix {
 enum Kind {
     /// `counts[k]`: counted pairs among the first `k + 1` samples of the span, in time order.
     Counts(Vec<u32>),
-    /// Float indices `j` with `floats[j] < floats[j - 1]`, ascending.
-    FloatResets { resets: Vec<usize>, is_rate: bool },
+    /// Float indices `j` with `floats[j] < floats[j - 1]` and histogram indices `j` where
+    /// `hists[j]` is a counter reset of `hists[j - 1]`, ascending.
+    Resets {
+        floats: Vec<usize>,
+        hists: Vec<usize>,
+        is_rate: bool,
+    },
 }
 
 /// The index range of a window's samples in the whole series.
@@ -77,8 +84,11 @@ impl SeriesPrefix {
         let h1 = hists.partition_point(|p| p.t <= last_hi).max(h0);
         let kind = match func {
             "changes" | "resets" => Kind::Counts(pair_counts(&floats[f0..f1], &hists[h0..h1], func == "resets")?),
-            "rate" | "increase" => Kind::FloatResets {
-                resets: (f0 + 1..f1).filter(|&j| floats[j].v < floats[j - 1].v).collect(),
+            "rate" | "increase" => Kind::Resets {
+                floats: (f0 + 1..f1).filter(|&j| floats[j].v < floats[j - 1].v).collect(),
+                hists: (h0 + 1..h1)
+                    .filter(|&j| hops::detect_reset(&hists[j].h, &hists[j - 1].h))
+                    .collect(),
                 is_rate: func == "rate",
             },
             _ => return None,
@@ -111,14 +121,22 @@ impl SeriesPrefix {
                 let n = counts.get(last)?.checked_sub(*counts.get(first)?)?;
                 Some(StepValue::F(f64::from(n)))
             }
-            Kind::FloatResets { resets, is_rate } => {
-                let (fa, fb) = (idx.fa, idx.fb);
-                extrapolated_rate_with(&w, range_ms, true, *is_rate, notes, |window| {
+            Kind::Resets {
+                floats: float_resets,
+                hists: hist_resets,
+                is_rate,
+            } => {
+                let window_hist_resets = |_: &[HPoint]| {
+                    // As indices into the window, like the scan's.
+                    resets_within(hist_resets, idx.ha, idx.hb)
+                        .iter()
+                        .map(|&j| j - idx.ha)
+                        .collect()
+                };
+                extrapolated_rate_with(&w, range_ms, true, *is_rate, notes, window_hist_resets, |window| {
                     // The resets between the window's first and last float, in order.
-                    let from = resets.partition_point(|&j| j <= fa);
-                    let to = resets.partition_point(|&j| j < fb);
                     let mut increase = window[window.len() - 1].v - window[0].v;
-                    for &j in resets.get(from..to).unwrap_or_default() {
+                    for &j in resets_within(float_resets, idx.fa, idx.fb) {
                         increase += floats[j - 1].v;
                     }
                     increase
@@ -126,6 +144,13 @@ impl SeriesPrefix {
             }
         }
     }
+}
+
+/// The resets `j` of a window of indices `a..b` whose predecessor is in it too.
+fn resets_within(resets: &[usize], a: usize, b: usize) -> &[usize] {
+    let from = resets.partition_point(|&j| j <= a);
+    let to = resets.partition_point(|&j| j < b);
+    resets.get(from..to).unwrap_or_default()
 }
 
 /// Running counts of the consecutive pairs `changes` (or `resets`) counts, over floats and
