@@ -600,6 +600,14 @@ fn per_series_call(c: &parser::Call) -> Option<usize> {
 
 /// Whether an aggregation can be folded series by series ([`StreamedAggregate`]).
 fn streamable_aggregate(a: &parser::AggregateExpr) -> bool {
+    let op = a.op.to_string();
+    if matches!(op.as_str(), "topk" | "bottomk") {
+        // With a literal k; StreamedAggregate::new checks its value.
+        return a
+            .param
+            .as_deref()
+            .is_some_and(|p| matches!(parser::unwrap_parens(p), Expr::NumberLiteral(_)));
+    }
     a.param.is_none()
         && matches!(
             a.op.to_string().as_str(),

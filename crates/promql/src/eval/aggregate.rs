@@ -570,46 +570,57 @@ pub(crate) fn labels_hash(l: &Labels) -> u64 {
 /// in Prometheus, which a sort by value does not do (with [5a, 5b, 7c] and k = 2 Prometheus
 /// keeps 5b and 7c).
 fn select_k(members: Vec<(usize, StepValue)>, k: usize, top: bool) -> Vec<(usize, StepValue)> {
-    let val = |v: &StepValue| if let StepValue::F(f) = v { *f } else { f64::NAN };
-    // The heap's order: its root is the member the next better sample replaces.
-    let less = |a: f64, b: f64| (a.is_nan() && !b.is_nan()) || if top { a < b } else { a > b };
+    let val = |v: &(usize, StepValue)| if let StepValue::F(f) = v.1 { f } else { f64::NAN };
     let mut heap: Vec<(usize, StepValue)> = Vec::with_capacity(k.min(members.len()));
     for m in members {
-        if heap.len() < k {
-            heap.push(m);
-            let mut j = heap.len() - 1;
-            while j > 0 {
-                let parent = (j - 1) / 2;
-                if !less(val(&heap[j].1), val(&heap[parent].1)) {
-                    break;
-                }
-                heap.swap(parent, j);
-                j = parent;
-            }
-        } else if heap.first().is_some_and(|root| less(val(&root.1), val(&m.1))) {
-            heap[0] = m;
-            let mut i = 0;
-            loop {
-                let left = 2 * i + 1;
-                if left >= heap.len() {
-                    break;
-                }
-                let mut child = left;
-                if left + 1 < heap.len() && less(val(&heap[left + 1].1), val(&heap[left].1)) {
-                    child = left + 1;
-                }
-                if !less(val(&heap[child].1), val(&heap[i].1)) {
-                    break;
-                }
-                heap.swap(i, child);
-                i = child;
-            }
-        }
+        heap_offer(&mut heap, m, k, top, val);
     }
     heap
 }
 
-fn desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+/// One step of [`select_k`]: offers the next member (in input order) to the k-element heap;
+/// returns the member it displaced or refused. Shared with the streamed topk, so that both
+/// break ties identically.
+pub(super) fn heap_offer<T>(heap: &mut Vec<T>, m: T, k: usize, top: bool, val: impl Fn(&T) -> f64) -> Option<T> {
+    // The heap's order: its root is the member the next better sample replaces.
+    let less = |a: f64, b: f64| (a.is_nan() && !b.is_nan()) || if top { a < b } else { a > b };
+    if heap.len() < k {
+        heap.push(m);
+        let mut j = heap.len() - 1;
+        while j > 0 {
+            let parent = (j - 1) / 2;
+            if !less(val(&heap[j]), val(&heap[parent])) {
+                break;
+            }
+            heap.swap(parent, j);
+            j = parent;
+        }
+        return None;
+    }
+    if !heap.first().is_some_and(|root| less(val(root), val(&m))) {
+        return Some(m);
+    }
+    let old = std::mem::replace(&mut heap[0], m);
+    let mut i = 0;
+    loop {
+        let left = 2 * i + 1;
+        if left >= heap.len() {
+            break;
+        }
+        let mut child = left;
+        if left + 1 < heap.len() && less(val(&heap[left + 1]), val(&heap[left])) {
+            child = left + 1;
+        }
+        if !less(val(&heap[child]), val(&heap[i])) {
+            break;
+        }
+        heap.swap(i, child);
+        i = child;
+    }
+    Some(old)
+}
+
+pub(super) fn desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
     match (a.is_nan(), b.is_nan()) {
         (true, true) => std::cmp::Ordering::Equal,
         (true, false) => std::cmp::Ordering::Greater,
@@ -618,7 +629,7 @@ fn desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
     }
 }
 
-fn asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
+pub(super) fn asc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
     match (a.is_nan(), b.is_nan()) {
         (true, true) => std::cmp::Ordering::Equal,
         (true, false) => std::cmp::Ordering::Greater,

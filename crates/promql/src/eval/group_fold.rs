@@ -9,10 +9,11 @@ use std::hash::{BuildHasher, Hash, Hasher};
 
 use hypnos_model::{Label, Labels, METRIC_NAME};
 
+use super::aggregate::{asc_nan_last, desc_nan_last, heap_offer};
 use super::windows::kahan_inc;
 use super::{Evaluator, Precomputed, SelectorRead, SelectorTiming};
 use crate::error::QueryError;
-use crate::parser::{AggregateExpr, LabelModifier};
+use crate::parser::{AggregateExpr, Expr, LabelModifier, unwrap_parens};
 use crate::storage::StorageSeries;
 use crate::value::{FPoint, Matrix, Series};
 
@@ -166,18 +167,8 @@ impl Cells {
     /// Folds a series whose points are at step times `start + k * interval`: only points on
     /// the grid count, each step once (as the step cursors of the step-by-step loop read).
     pub fn fold_series(&mut self, g: usize, s: &Series, start: i64, interval: i64) {
-        let mut next_step = 0;
-        for p in &s.floats {
-            let offset = p.t - start;
-            let Ok(step) = usize::try_from(offset / interval) else {
-                continue;
-            };
-            if offset % interval != 0 || step >= self.steps || step < next_step {
-                continue;
-            }
-            next_step = step + 1;
-            self.fold(g, step, p.v);
-        }
+        let steps = self.steps;
+        grid_points(s, start, interval, steps, |step, v| self.fold(g, step, v));
     }
 
     fn result(&self, i: usize) -> f64 {
@@ -221,6 +212,91 @@ impl Cells {
                 series
             })
             .collect()
+    }
+}
+
+/// The points of a series at step times `start + k * interval` (k < `steps`), each step once.
+fn grid_points(s: &Series, start: i64, interval: i64, steps: usize, mut f: impl FnMut(usize, f64)) {
+    let mut next_step = 0;
+    for p in &s.floats {
+        let offset = p.t - start;
+        let Ok(step) = usize::try_from(offset / interval) else {
+            continue;
+        };
+        if offset % interval != 0 || step >= steps || step < next_step {
+            continue;
+        }
+        next_step = step + 1;
+        f(step, p.v);
+    }
+}
+
+/// `topk` / `bottomk` with a constant k, one k-element heap per (group, step) fed in input
+/// order by [`heap_offer`], the step-by-step selection's own heap step; only the labels of
+/// series some heap still holds are kept.
+pub(crate) struct SelectK {
+    top: bool,
+    k: usize,
+    steps: usize,
+    heaps: Vec<Vec<(usize, f64)>>,
+    /// Heap entries per series, and the labels and name-removal mark of those held.
+    refs: HashMap<usize, usize>,
+    held: HashMap<usize, (Labels, bool)>,
+}
+
+impl SelectK {
+    fn add_group(&mut self) {
+        self.heaps.resize_with(self.heaps.len() + self.steps, Vec::new);
+    }
+
+    fn offer(&mut self, g: usize, step: usize, si: usize, v: f64) {
+        let heap = &mut self.heaps[g * self.steps + step];
+        match heap_offer(heap, (si, v), self.k, self.top, |m| m.1) {
+            Some((refused, _)) if refused == si => {}
+            out => {
+                *self.refs.entry(si).or_insert(0) += 1;
+                if let Some((old, _)) = out
+                    && let Some(n) = self.refs.get_mut(&old)
+                {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.refs.remove(&old);
+                        self.held.remove(&old);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The selected series in the order the step-by-step selection creates them.
+    fn finish(&self, step_ts: impl Fn(usize) -> i64) -> Matrix {
+        let groups = self.heaps.len() / self.steps.max(1);
+        let mut out: HashMap<usize, Series> = HashMap::new();
+        let mut order = Vec::new();
+        for step in 0..self.steps {
+            let ts = step_ts(step);
+            for g in 0..groups {
+                let mut chosen = self.heaps[g * self.steps + step].clone();
+                if self.top {
+                    chosen.sort_by(|a, b| desc_nan_last(a.1, b.1));
+                } else {
+                    chosen.sort_by(|a, b| asc_nan_last(a.1, b.1));
+                }
+                for (si, v) in chosen {
+                    let series = out.entry(si).or_insert_with(|| {
+                        order.push(si);
+                        let (metric, drop_name) = self.held.get(&si).cloned().unwrap_or_default();
+                        Series {
+                            metric,
+                            drop_name,
+                            ..Default::default()
+                        }
+                    });
+                    series.floats.push(FPoint { t: ts, v });
+                }
+            }
+        }
+        order.into_iter().filter_map(|si| out.remove(&si)).collect()
     }
 }
 
@@ -301,12 +377,31 @@ const MAX_DENSE_CELLS: usize = 1 << 22;
 /// An aggregation folded over its argument's series one at a time, as storage streams them.
 pub(crate) struct StreamedAggregate {
     index: GroupIndex,
-    cells: Cells,
+    reducer: Reducer,
+    /// Series folded so far (their index in input order).
+    series: usize,
     /// The (step, value) pairs of the series being folded, reused.
     buf: Vec<(usize, f64)>,
     samples: usize,
     max_samples: usize,
     pub annotations: crate::annotations::Annotations,
+}
+
+enum Reducer {
+    Cells(Cells),
+    Select(SelectK),
+}
+
+/// k of `topk(k, …)` / `bottomk(k, …)` when it is a number the selection accepts.
+fn literal_k(a: &AggregateExpr) -> Option<usize> {
+    let Expr::NumberLiteral(n) = unwrap_parens(a.param.as_deref()?) else {
+        return None;
+    };
+    let p = n.val;
+    if !(-9.223372036854776e18..9.223372036854776e18).contains(&p) {
+        return None;
+    }
+    usize::try_from(p as i64).ok().filter(|&k| k >= 1)
 }
 
 /// Why a [`StreamedAggregate`] cannot go on: the caller evaluates the aggregation the usual way.
@@ -316,13 +411,23 @@ pub(crate) struct Unsupported;
 impl StreamedAggregate {
     /// None for an aggregation that is not folded this way.
     pub fn new(a: &AggregateExpr, steps: usize, max_samples: usize) -> Option<Self> {
-        let op = FoldOp::parse(&a.op.to_string())?;
-        if a.param.is_some() {
-            return None;
-        }
+        let op = a.op.to_string();
+        let reducer = match op.as_str() {
+            "topk" | "bottomk" => Reducer::Select(SelectK {
+                top: op == "topk",
+                k: literal_k(a)?,
+                steps,
+                heaps: Vec::new(),
+                refs: HashMap::new(),
+                held: HashMap::new(),
+            }),
+            _ if a.param.is_some() => return None,
+            _ => Reducer::Cells(Cells::new(FoldOp::parse(&op)?, steps)),
+        };
         Some(StreamedAggregate {
             index: GroupIndex::new(a.modifier.as_ref()),
-            cells: Cells::new(op, steps),
+            reducer,
+            series: 0,
             buf: Vec::new(),
             samples: 0,
             max_samples,
@@ -340,7 +445,10 @@ impl StreamedAggregate {
     }
 
     fn check_size(&self) -> Result<(), Unsupported> {
-        let cells = self.cells.len();
+        let cells = match &self.reducer {
+            Reducer::Cells(c) => c.len(),
+            Reducer::Select(s) => s.heaps.len().saturating_mul(s.k.min(64)),
+        };
         if cells > MAX_DENSE_CELLS && cells > self.samples {
             return Err(Unsupported);
         }
@@ -350,9 +458,36 @@ impl StreamedAggregate {
     fn group(&mut self, metric: &Labels, drop_name: bool) -> usize {
         let (g, new) = self.index.group(metric, drop_name);
         if new {
-            self.cells.add_group();
+            match &mut self.reducer {
+                Reducer::Cells(c) => {
+                    c.add_group();
+                }
+                Reducer::Select(s) => s.add_group(),
+            }
         }
         g
+    }
+
+    /// Folds the (step, value) pairs of one series, held in `self.buf`.
+    fn fold_buf(&mut self, metric: &Labels, drop_name: bool) {
+        let g = self.group(metric, drop_name);
+        let si = self.series;
+        self.series += 1;
+        match &mut self.reducer {
+            Reducer::Cells(c) => {
+                for &(step, v) in &self.buf {
+                    c.fold(g, step, v);
+                }
+            }
+            Reducer::Select(s) => {
+                for &(step, v) in &self.buf {
+                    s.offer(g, step, si, v);
+                }
+                if s.refs.contains_key(&si) {
+                    s.held.insert(si, (metric.clone(), drop_name));
+                }
+            }
+        }
     }
 
     /// Folds what an instant selector reads from one stored series at each step. Series with
@@ -377,12 +512,11 @@ impl StreamedAggregate {
             // A series without a value at any step is not in the selector's result, so it
             // creates no group.
             self.add_samples(buf.len())?;
-            let g = self.group(&s.labels, false);
-            for &(step, v) in &buf {
-                self.cells.fold(g, step, v);
-            }
         }
         self.buf = buf;
+        if !self.buf.is_empty() {
+            self.fold_buf(&s.labels, false);
+        }
         Ok(self.check_size())
     }
 
@@ -393,22 +527,34 @@ impl StreamedAggregate {
             return Err(Unsupported);
         }
         for s in m {
-            let g = self.group(&s.metric, s.drop_name);
-            self.cells.fold_series(g, s, start, interval);
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.clear();
+            let steps = match &self.reducer {
+                Reducer::Cells(c) => c.steps,
+                Reducer::Select(s) => s.steps,
+            };
+            grid_points(s, start, interval, steps, |step, v| buf.push((step, v)));
+            self.buf = buf;
+            self.fold_buf(&s.metric, s.drop_name);
         }
         self.check_size()
     }
 
     /// The aggregation's result, with the samples its argument and its output account for.
     pub fn finish(self, ev: &Evaluator<'_>) -> Result<Precomputed, QueryError> {
-        let matrix = self
-            .cells
-            .finish(&self.index.labels, &self.index.drop, |i| ev.step_ts(i));
-        let out: usize = matrix.iter().map(Series::len).sum();
+        let (matrix, samples) = match &self.reducer {
+            Reducer::Cells(c) => {
+                let m = c.finish(&self.index.labels, &self.index.drop, |i| ev.step_ts(i));
+                let out: usize = m.iter().map(Series::len).sum();
+                (m, self.samples.saturating_add(out))
+            }
+            // The selection's output is not counted (as in the step-by-step selection).
+            Reducer::Select(s) => (s.finish(|i| ev.step_ts(i)), self.samples),
+        };
         Ok(Precomputed {
             matrix,
             annotations: self.annotations,
-            samples: self.samples.saturating_add(out),
+            samples,
         })
     }
 }
