@@ -426,16 +426,8 @@ impl BucketBlock {
                 }
             }
             if let Some(map) = &seg.map {
-                let all = map.bytes();
                 for &i in &idxs {
-                    let off = u64::from(refs[i].offset());
-                    let record = &all[off as usize..];
-                    let (range, encoding) = chunk_in(key, record, off)?;
-                    out[i] = FetchedChunk {
-                        encoding,
-                        hash: chunk_hash(&record[range.clone()]),
-                        data: all.slice(off as usize + range.start..off as usize + range.end),
-                    };
+                    out[i] = mapped_chunk_at(key, map, u64::from(refs[i].offset()))?;
                 }
                 continue;
             }
@@ -477,6 +469,33 @@ impl BucketBlock {
             }
         }
         Ok(out)
+    }
+
+    /// Whether every chunk segment is mapped: chunks are then read one at a time, without
+    /// I/O, by [`BucketBlock::mapped_chunk`].
+    pub fn chunks_mapped(&self) -> bool {
+        !self.segments.is_empty() && self.segments.iter().all(|s| s.map.is_some())
+    }
+
+    /// One chunk of a mapped segment, CRC checked (see [`BucketBlock::chunks_mapped`]).
+    pub fn mapped_chunk(&self, r: ChunkRef) -> Result<FetchedChunk, BlockError> {
+        let seg = self.segment(r.segment())?;
+        let off = u64::from(r.offset());
+        if off < hypnos_tsdb::chunks::SEGMENT_HEADER_SIZE as u64 || off >= seg.size {
+            return Err(BlockError::Corrupt {
+                file: seg.key.clone(),
+                offset: off,
+                reason: format!("chunk offset outside the segment of {} bytes", seg.size),
+            });
+        }
+        match &seg.map {
+            Some(map) => mapped_chunk_at(&seg.key, map, off),
+            None => Err(BlockError::Corrupt {
+                file: seg.key.clone(),
+                offset: off,
+                reason: "chunk segment is not mapped".into(),
+            }),
+        }
     }
 
     fn segment(&self, segment: u32) -> Result<&Segment, BlockError> {
@@ -634,6 +653,18 @@ fn series_entry_len(b: &[u8]) -> Option<u64> {
 fn chunk_record_len(b: &[u8]) -> Option<(u64, usize)> {
     let (len, n) = read_uvarint(&b[..b.len().min(hypnos_tsdb::chunks::MAX_CHUNK_LEN_FIELD)]).ok()?;
     Some((len.checked_add(n as u64)?.checked_add(5)?, n))
+}
+
+/// The chunk at `off` (checked to lie in the segment) of a mapped segment.
+fn mapped_chunk_at(key: &str, map: &MappedSegment, off: u64) -> Result<FetchedChunk, BlockError> {
+    let all = map.bytes();
+    let record = &all[off as usize..];
+    let (range, encoding) = chunk_in(key, record, off)?;
+    Ok(FetchedChunk {
+        encoding,
+        hash: chunk_hash(&record[range.clone()]),
+        data: all.slice(off as usize + range.start..off as usize + range.end),
+    })
 }
 
 /// The chunk record at the start of `b` (at offset `off` of `key`), CRC checked: where its

@@ -41,6 +41,8 @@ use crate::timeutil::{TimeOrDuration, now_millis};
 const SERIES_BATCH: usize = 4096;
 /// Series per streamed batch (chunks of a batch are read together).
 const STREAM_BATCH: usize = 256;
+/// Answers after which the mapped pages their chunks touched are handed back.
+const RELEASE_GROUP: usize = 32;
 /// `Series` answers queued between the task that builds them and the one that encodes them.
 const STREAM_CHANNEL: usize = 4;
 /// Blocks queried at once within one request.
@@ -322,7 +324,13 @@ impl BucketStore {
     ) {
         let mut failed_blocks: HashSet<usize> = HashSet::new();
         let mut failures = Vec::new();
-        let mut sent_chunks = SentChunks::default();
+        // Chunks of mapped blocks are read as answers are built; the pages of a group of
+        // answers are handed back once the group is encoded (a sparse selection touches a
+        // whole fault-around window per chunk, so a batch's worth would hold many).
+        let mut unsent = Unsent {
+            blocks: &blocks,
+            refs: vec![Vec::new(); blocks.len()],
+        };
         loop {
             // Each batch is merged from the blocks' cursors when the previous one is sent, so
             // that memory holds one batch of labels, chunk metas and chunks.
@@ -346,7 +354,7 @@ impl BucketStore {
                 let mut wanted: BTreeMap<usize, Vec<ChunkRef>> = BTreeMap::new();
                 for (_, sources) in &batch {
                     for (bi, c) in sources {
-                        if !failed_blocks.contains(bi) {
+                        if !failed_blocks.contains(bi) && !blocks[*bi].chunks_mapped() {
                             wanted.entry(*bi).or_default().push(c.chunk_ref);
                         }
                     }
@@ -364,10 +372,7 @@ impl BucketStore {
                     .buffer_unordered(BLOCK_QUERY_CONCURRENCY);
                 while let Some((bi, refs, result)) = reads.next().await {
                     match result {
-                        Ok(chunks) => {
-                            sent_chunks.0.push((blocks[bi].clone(), refs.clone()));
-                            fetched[bi] = Some((refs, chunks));
-                        }
+                        Ok(chunks) => fetched[bi] = Some((refs, chunks)),
                         Err(e) => {
                             failed_blocks.insert(bi);
                             match self.block_failure(&blocks[bi], &e, abort) {
@@ -381,21 +386,50 @@ impl BucketStore {
                     }
                 }
             }
-            for (labels, sources) in batch {
+            for (n, (labels, sources)) in batch.into_iter().enumerate() {
+                if n > 0 && n % RELEASE_GROUP == 0 && !self.release_sent(&mut unsent, &tx).await {
+                    return;
+                }
                 let mut chunks = Vec::new();
                 if !skip_chunks {
                     chunks.reserve(sources.len());
                     for (bi, c) in &sources {
-                        // Each chunk of a block belongs to one series: its data is moved out.
-                        let Some(f) = fetched
-                            .get_mut(*bi)
-                            .and_then(Option::as_mut)
-                            .and_then(|(refs, chunks)| {
-                                let i = refs.binary_search(&c.chunk_ref).ok()?;
-                                chunks.get_mut(i)
-                            })
-                        else {
-                            continue;
+                        let mut mapped;
+                        let f = if blocks[*bi].chunks_mapped() {
+                            if failed_blocks.contains(bi) {
+                                continue;
+                            }
+                            unsent.refs[*bi].push(c.chunk_ref);
+                            match blocks[*bi].mapped_chunk(c.chunk_ref) {
+                                Ok(f) => {
+                                    mapped = f;
+                                    &mut mapped
+                                }
+                                Err(e) => {
+                                    failed_blocks.insert(*bi);
+                                    match self.block_failure(&blocks[*bi], &e, abort) {
+                                        Ok(w) => warnings.push(w),
+                                        Err(status) => {
+                                            let _ = tx.send(Sent::Answer(Err(status))).await;
+                                            return;
+                                        }
+                                    }
+                                    continue;
+                                }
+                            }
+                        } else {
+                            // Each chunk of a block belongs to one series: its data is moved out.
+                            let Some(f) = fetched
+                                .get_mut(*bi)
+                                .and_then(Option::as_mut)
+                                .and_then(|(refs, chunks)| {
+                                    let i = refs.binary_search(&c.chunk_ref).ok()?;
+                                    chunks.get_mut(i)
+                                })
+                            else {
+                                continue;
+                            };
+                            f
                         };
                         match encoding_from_tsdb(f.encoding) {
                             Ok(encoding) => chunks.push(AggrChunk {
@@ -433,9 +467,7 @@ impl BucketStore {
                     return; // the client went away
                 }
             }
-            // Behind the batch's answers: the pages they use go once the last is encoded.
-            let read = std::mem::take(&mut sent_chunks);
-            if !read.0.is_empty() && tx.send(Sent::Release(read)).await.is_err() {
+            if !self.release_sent(&mut unsent, &tx).await {
                 return;
             }
         }
@@ -444,6 +476,21 @@ impl BucketStore {
                 return;
             }
         }
+    }
+
+    /// Queues, behind the answers sent so far, the release of the mapped pages their chunks
+    /// touched. False when the client went away.
+    async fn release_sent(&self, unsent: &mut Unsent<'_>, tx: &tokio::sync::mpsc::Sender<Sent>) -> bool {
+        let read = SentChunks(
+            unsent
+                .refs
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, refs)| !refs.is_empty())
+                .map(|(bi, refs)| (unsent.blocks[bi].clone(), std::mem::take(refs)))
+                .collect(),
+        );
+        read.0.is_empty() || tx.send(Sent::Release(read)).await.is_ok()
     }
 
     /// Series of `block` matching `ms` (already free of external-label matchers) in `[mint, maxt]`.
@@ -651,6 +698,23 @@ impl BucketStore {
 /// early).
 #[derive(Default)]
 struct SentChunks(Vec<(Arc<BucketBlock>, Vec<ChunkRef>)>);
+
+/// Chunk references of mapped blocks read for answers not yet followed by a release; released
+/// on drop when the stream ends early.
+struct Unsent<'a> {
+    blocks: &'a [Arc<BucketBlock>],
+    refs: Vec<Vec<ChunkRef>>,
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        for (block, refs) in self.blocks.iter().zip(&self.refs) {
+            if !refs.is_empty() {
+                block.release_chunks(refs);
+            }
+        }
+    }
+}
 
 /// What the task building a `Series` answer queues for the gRPC encoder.
 enum Sent {
