@@ -390,3 +390,29 @@ fn folds_the_stream_and_hands_back_histograms() {
         }
     }
 }
+
+/// A topk whose groups hold about one series each is handed back to the whole-set selection
+/// once its heaps would outweigh the series' points.
+#[test]
+fn topk_over_single_series_groups_goes_the_usual_way() {
+    let storage = Counting {
+        mem: storage(5, 40, 5, false),
+        ..Default::default()
+    };
+    let q = "bottomk by (i)(1, m)";
+    let got = block_on(Engine::default().range_query(&storage, q, 0, 2 * HOUR, 1_000, None));
+    assert_eq!(
+        (
+            storage.streams.load(Ordering::Relaxed),
+            storage.selects.load(Ordering::Relaxed)
+        ),
+        (1, 1)
+    );
+    let want =
+        block_on(
+            Engine::default()
+                .stream_aggregations(false)
+                .range_query(&storage, q, 0, 2 * HOUR, 1_000, None),
+        );
+    assert_eq!(show(&got), show(&want));
+}

@@ -273,16 +273,18 @@ impl SelectK {
         let groups = self.heaps.len() / self.steps.max(1);
         let mut out: HashMap<usize, Series> = HashMap::new();
         let mut order = Vec::new();
+        let mut chosen = Vec::with_capacity(self.k.min(1024));
         for step in 0..self.steps {
             let ts = step_ts(step);
             for g in 0..groups {
-                let mut chosen = self.heaps[g * self.steps + step].clone();
+                chosen.clear();
+                chosen.extend_from_slice(&self.heaps[g * self.steps + step]);
                 if self.top {
                     chosen.sort_by(|a, b| desc_nan_last(a.1, b.1));
                 } else {
                     chosen.sort_by(|a, b| asc_nan_last(a.1, b.1));
                 }
-                for (si, v) in chosen {
+                for &(si, v) in &chosen {
                     let series = out.entry(si).or_insert_with(|| {
                         order.push(si);
                         let (metric, drop_name) = self.held.get(&si).cloned().unwrap_or_default();
@@ -374,6 +376,9 @@ impl GroupIndex {
 /// series are sparse over many groups; holding their samples is cheaper).
 const MAX_DENSE_CELLS: usize = 1 << 22;
 
+/// Heaps a topk/bottomk may hold however few series share a group.
+const MIN_SPARSE_HEAPS: usize = 1 << 16;
+
 /// An aggregation folded over its argument's series one at a time, as storage streams them.
 pub(crate) struct StreamedAggregate {
     index: GroupIndex,
@@ -447,7 +452,16 @@ impl StreamedAggregate {
     fn check_size(&self) -> Result<(), Unsupported> {
         let cells = match &self.reducer {
             Reducer::Cells(c) => c.len(),
-            Reducer::Select(s) => s.heaps.len().saturating_mul(s.k.min(64)),
+            Reducer::Select(s) => {
+                // A heap per (group, step) costs more than the series' own points unless a
+                // group gathers a few series: with about one series per group, selecting
+                // from the whole set is cheaper.
+                let groups = self.index.labels.len();
+                if s.heaps.len() > MIN_SPARSE_HEAPS && groups.saturating_mul(2) > self.series {
+                    return Err(Unsupported);
+                }
+                s.heaps.len().saturating_mul(s.k.min(64))
+            }
         };
         if cells > MAX_DENSE_CELLS && cells > self.samples {
             return Err(Unsupported);
