@@ -6,9 +6,10 @@
 //! entries read a window at a time (see [`crate::select`]). The cursors are merged in label
 //! order (external labels added, replica labels removed), so output is sorted and a series
 //! spread over several blocks is sent once. Series are sent in batches, each batch's chunks
-//! read with coalesced ranged reads (blocks concurrently), or sliced out of the mapped segment
-//! files of a local bucket (whose pages are handed back once the batch is sent), so memory
-//! holds a window of series per block and chunk data of one batch only.
+//! read with coalesced ranged reads (blocks concurrently), or, for a local bucket, sliced out
+//! of the mapped segment files as each answer is built (pages handed back once a group of
+//! answers is encoded), so memory holds a window of series per block and chunk data of one
+//! batch only.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
