@@ -375,8 +375,11 @@ mod tests {
     #[test]
     fn ties_round_to_even_like_go() {
         // Prometheus 2.42 answers `vector(-195540526084430.125)` with "-195540526084430.12".
-        assert_eq!(format_sample_value(-195_540_526_084_430.125), "-195540526084430.12");
-        assert_eq!(format_scalar_value(195_540_526_084_430.125), "195540526084430.12");
+        // (Built as a sum: the literal itself is exact, but clippy reads its digits as excess
+        // precision, for the very reason tested here.)
+        let tie = 195_540_526_084_430.0 + 0.125;
+        assert_eq!(format_sample_value(-tie), "-195540526084430.12");
+        assert_eq!(format_scalar_value(tie), "195540526084430.12");
     }
 
     #[test]
