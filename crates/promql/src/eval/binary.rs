@@ -633,19 +633,7 @@ impl Evaluator<'_> {
                     None => {
                         let metric = result_metric(&s.metric, &rhs[*j].metric, m);
                         let drop_name = return_bool || !op.keeps_name() || s.drop_name;
-                        let oi = match by_labels.get(&metric) {
-                            Some(&oi) if out[oi].drop_name == drop_name => oi,
-                            _ => {
-                                by_labels.insert(metric.clone(), out.len());
-                                out.push(Series {
-                                    metric,
-                                    drop_name,
-                                    ..Default::default()
-                                });
-                                last_t.push(i64::MIN);
-                                out.len() - 1
-                            }
-                        };
+                        let oi = output_index(&mut out, &mut by_labels, &mut last_t, metric, drop_name);
                         out_index.insert(key, oi);
                         oi
                     }
@@ -705,19 +693,7 @@ impl Evaluator<'_> {
                 }
             }
             for (metric, drop_name, v) in fills {
-                let oi = match by_labels.get(&metric) {
-                    Some(&oi) if out[oi].drop_name == drop_name => oi,
-                    _ => {
-                        by_labels.insert(metric.clone(), out.len());
-                        out.push(Series {
-                            metric,
-                            drop_name,
-                            ..Default::default()
-                        });
-                        last_t.push(i64::MIN);
-                        out.len() - 1
-                    }
-                };
+                let oi = output_index(&mut out, &mut by_labels, &mut last_t, metric, drop_name);
                 if last_t[oi] == ts {
                     return Err(QueryError::exec("vector cannot contain metrics with the same labelset"));
                 }
@@ -752,6 +728,29 @@ impl Evaluator<'_> {
         }
         self.add_samples(out.iter().map(Series::len).sum())?;
         Ok(out)
+    }
+}
+
+/// The output series for `metric` (a new one when none has it with the same `drop_name`).
+fn output_index(
+    out: &mut Matrix,
+    by_labels: &mut HashMap<Labels, usize>,
+    last_t: &mut Vec<i64>,
+    metric: Labels,
+    drop_name: bool,
+) -> usize {
+    match by_labels.get(&metric) {
+        Some(&oi) if out[oi].drop_name == drop_name => oi,
+        _ => {
+            by_labels.insert(metric.clone(), out.len());
+            out.push(Series {
+                metric,
+                drop_name,
+                ..Default::default()
+            });
+            last_t.push(i64::MIN);
+            out.len() - 1
+        }
     }
 }
 
