@@ -149,15 +149,6 @@ impl FanoutQueryable {
         self.add_warnings(res.warnings);
         Ok(res.series)
     }
-
-    fn to_storage(
-        &self,
-        s: MergedSeries,
-        counter: bool,
-        hints: &SelectHints,
-    ) -> Result<Option<StorageSeries>, StorageError> {
-        decode_series(s, counter, hints, self.opts.dedup_active())
-    }
 }
 
 /// Series handed to one decoding task at most.
@@ -287,7 +278,12 @@ impl Queryable for FanoutQueryable {
 
     fn select_stream<'a>(&'a self, hints: &'a SelectHints, matchers: &'a [Matcher]) -> SeriesStream<'a> {
         let counter = dedup::is_counter_func(hints.func.as_deref());
-        let decode = move |s: MergedSeries| self.to_storage(s, counter, hints).map(|s| s.map(Arc::new)).transpose();
+        let dedup_active = self.opts.dedup_active();
+        let decode = move |s: MergedSeries| {
+            decode_series(s, counter, hints, dedup_active)
+                .map(|s| s.map(Arc::new))
+                .transpose()
+        };
         if self.opts.dedup_active() {
             // Stripping replica labels can reorder series: merge after buffering them all.
             // Each series is still decoded only when the engine asks for it.

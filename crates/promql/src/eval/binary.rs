@@ -364,15 +364,13 @@ impl Evaluator<'_> {
         // Series hold their values at step times, so "present at the step" is "has a point at
         // that time": each side's times are gathered per signature once, and each series of
         // the other side is filtered by walking both sorted lists (no hashing per point).
-        let rhs_times = times_by_signature(&r, m);
         match op {
             Op::And | Op::Unless => {
+                let rhs_times = times_by_signature(&r, m);
                 let want = op == Op::And;
                 l.into_iter()
                     .filter_map(|mut s| {
-                        let times = rhs_times.get(&m.signature(&s.metric)).map_or(&[][..], Vec::as_slice);
-                        retain_by_times(&mut s.floats, |p| p.t, times, want);
-                        retain_by_times(&mut s.histograms, |p| p.t, times, want);
+                        retain_by_signature_times(&mut s, &rhs_times, m, want);
                         if s.is_empty() { None } else { Some(s) }
                     })
                     .collect()
@@ -386,9 +384,7 @@ impl Evaluator<'_> {
                     out.push(s);
                 }
                 for mut keep in r {
-                    let times = lhs_times.get(&m.signature(&keep.metric)).map_or(&[][..], Vec::as_slice);
-                    retain_by_times(&mut keep.floats, |p| p.t, times, false);
-                    retain_by_times(&mut keep.histograms, |p| p.t, times, false);
+                    retain_by_signature_times(&mut keep, &lhs_times, m, false);
                     if keep.is_empty() {
                         continue;
                     }
@@ -767,6 +763,14 @@ fn times_by_signature(side: &Matrix, m: &Matching) -> HashMap<Labels, Vec<i64>> 
         }
     }
     times
+}
+
+/// Keeps the points of `s` whose time is (`want`) or is not (`!want`) among the times of its
+/// signature on the other side.
+fn retain_by_signature_times(s: &mut Series, times: &HashMap<Labels, Vec<i64>>, m: &Matching, want: bool) {
+    let times = times.get(&m.signature(&s.metric)).map_or(&[][..], Vec::as_slice);
+    retain_by_times(&mut s.floats, |p| p.t, times, want);
+    retain_by_times(&mut s.histograms, |p| p.t, times, want);
 }
 
 /// Keeps the points whose time is (`want`) or is not (`!want`) in `times`; both sorted.
