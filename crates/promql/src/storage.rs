@@ -102,6 +102,9 @@ pub struct FloatThinner {
     /// Samples in the last slot that ended inside a batch.
     last_slot_len: usize,
     done: bool,
+    /// How far back from an evaluation time its reads reach (the range, or the lookback
+    /// delta of an instant selector); 0 when unknown, and then every chunk is read.
+    window: i64,
 }
 
 impl FloatThinner {
@@ -119,7 +122,36 @@ impl FloatThinner {
             pending: None,
             last_slot_len: 0,
             done: false,
+            window: 0,
         }
+    }
+
+    /// Reads at time `T` reach back to `T - window` (exclusive): the selector's range, or the
+    /// lookback delta of an instant selector. With it, [`FloatThinner::reads_any`] can tell
+    /// a chunk no evaluation reads.
+    pub fn with_window(mut self, window: i64) -> Self {
+        self.window = window.max(0);
+        self
+    }
+
+    /// Whether some evaluation reads a sample in `[min_t, max_t]`, i.e. some `T` on the
+    /// grid has `T - window < t <= T` for a `t` in it. A 1 h step with a 5 m window reads
+    /// about one 30-minute chunk in two; the others need not be decoded.
+    pub fn reads_any(&self, min_t: Timestamp, max_t: Timestamp) -> bool {
+        if self.window <= 0 {
+            return true;
+        }
+        let EvalGrid { first, step, last } = self.grid;
+        // The earliest evaluation at or after min_t is the one reaching back furthest.
+        let t = if min_t <= first {
+            first
+        } else if step <= 0 {
+            return false;
+        } else {
+            let k = (min_t - first - 1) / step + 1;
+            first.saturating_add(k.saturating_mul(step))
+        };
+        t <= last && t.saturating_sub(self.window) < max_t
     }
 
     /// At most how many samples an instant selector keeps (one per evaluation); None for

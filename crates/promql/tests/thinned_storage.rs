@@ -308,3 +308,28 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got, want);
     }
 }
+
+proptest::proptest! {
+    /// `reads_any` says whether some evaluation `T` on the grid reads a time in
+    /// `[min_t, max_t]`, i.e. `T - window < t <= T`: checked against every time in the range.
+    #[test]
+    fn chunks_no_evaluation_reads_are_found_exactly(
+        first in -20i64..120,
+        step in 0i64..25,
+        span in -10i64..200,
+        window in 0i64..40,
+        min_t in -60i64..260,
+        len in 0i64..60,
+    ) {
+        let last = first + span;
+        let max_t = min_t + len;
+        let thinner = FloatThinner::new(first, step, last, 0).with_window(window);
+        let evals: Vec<i64> = match step {
+            0 => (first <= last).then_some(first).into_iter().collect(),
+            _ => (0..).map(|k| first + k * step).take_while(|&t| t <= last).collect(),
+        };
+        let read = window == 0
+            || (min_t..=max_t).any(|t| evals.iter().any(|&e| e - window < t && t <= e));
+        proptest::prop_assert_eq!(thinner.reads_any(min_t, max_t), read);
+    }
+}

@@ -111,6 +111,12 @@ pub fn decode_clipped(
         let enc = encoding_to_tsdb(raw.r#type).map_err(|e| err(e.to_string()))?;
         let enc = Encoding::from_byte(enc).ok_or_else(|| err(format!("unknown encoding {enc}")))?;
         if enc == Encoding::Xor {
+            // Floats no evaluation reads (a 1 h step with a 5 m window reads one 30-minute
+            // chunk in two) need not be decoded. Skipping also skips the overlap check with
+            // this chunk, which is right: none of its samples could change the answer.
+            if thin.as_ref().is_some_and(|th| !th.reads_any(c.min_time, c.max_time)) {
+                continue;
+            }
             if floats.capacity() == 0 {
                 // A typical XOR chunk holds 120 samples; one reservation covers the series. An
                 // instant selector keeps at most one sample per evaluation.
@@ -570,6 +576,36 @@ mod tests {
         let general = sort_unique(decode_chunks(&chunks).unwrap());
         assert_eq!(ts(&general), all.iter().map(|p| p.t).collect::<Vec<_>>());
         assert_eq!(vals(&general), all.iter().map(|p| p.v).collect::<Vec<_>>());
+    }
+
+    /// With a sparse step grid, chunks no evaluation reads are skipped: every evaluation must
+    /// still read exactly what it reads from all samples.
+    #[test]
+    fn skipping_unread_chunks_keeps_every_read() {
+        // 12 h of 15 s scrapes, 30-minute chunks; evaluations every 70 min from 00:40.
+        let samples = every(0, 12 * 3_600_000, 15_000, 7);
+        let chunks = crate::memstore::encode_xor_chunks(&samples);
+        let (first, step, last) = (2_400_000, 4_200_000, 12 * 3_600_000);
+        for (range, window) in [(0, 300_000), (300_000, 300_000), (0, 60_000), (3_600_000, 3_600_000)] {
+            let thin = FloatThinner::new(first, step, last, range).with_window(window);
+            let (kept, _) = decode_clipped(&chunks, first - window, last, Some(thin))
+                .unwrap()
+                .unwrap();
+            let mut t = first;
+            while t <= last {
+                let reads = |pts: &[(i64, f64)]| -> Vec<(i64, f64)> {
+                    let inside: Vec<(i64, f64)> =
+                        pts.iter().copied().filter(|&(s, _)| t - window < s && s <= t).collect();
+                    match range {
+                        0 => inside.last().copied().into_iter().collect(),
+                        _ => inside,
+                    }
+                };
+                let got: Vec<(i64, f64)> = kept.iter().map(|p| (p.t, p.v)).collect();
+                assert_eq!(reads(&got), reads(&samples), "range {range} window {window} at {t}");
+                t += step;
+            }
+        }
     }
 
     #[test]

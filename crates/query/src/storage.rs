@@ -221,7 +221,7 @@ fn decode_series(
     // they detect counter resets sample by sample.)
     let thin = hints
         .eval_first
-        .map(|first| FloatThinner::new(first, hints.step, hints.end, hints.range));
+        .map(|first| FloatThinner::new(first, hints.step, hints.end, hints.range).with_window(first - hints.start));
     if !dedup_active
         && let Some((mut floats, mut histograms)) = dedup::decode_clipped(&s.chunks, hints.start, hints.end, thin)
             .map_err(|e| StorageError::Other(format!("series {}: {e}", s.labels)))?
