@@ -23,6 +23,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .emit_rerun_if_changed(false)
         // Chunk data is shared, not copied, between decoding and re-encoding in proxies.
         .bytes(".thanos.Chunk.data")
+        // Raw chunks are the common case; boxing the five downsampled aggregates makes an
+        // AggrChunk 104 bytes instead of 304, and every series' chunk vector moves that much
+        // less on its way from the wire to the decoder.
+        .boxed(".thanos.AggrChunk.count")
+        .boxed(".thanos.AggrChunk.sum")
+        .boxed(".thanos.AggrChunk.min")
+        .boxed(".thanos.AggrChunk.max")
+        .boxed(".thanos.AggrChunk.counter")
         .compile_fds(fds)?;
     Ok(())
 }

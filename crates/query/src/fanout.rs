@@ -442,17 +442,17 @@ type ChunkId = (i64, i64, Vec<(u8, u64)>);
 
 /// The hashes that identify a chunk: every part that is present.
 fn chunk_key(c: &AggrChunk) -> Vec<(u8, u64)> {
-    let parts: [(u8, &Option<Chunk>); 6] = [
-        (0, &c.raw),
-        (1, &c.count),
-        (2, &c.sum),
-        (3, &c.min),
-        (4, &c.max),
-        (5, &c.counter),
+    let parts: [(u8, Option<&Chunk>); 6] = [
+        (0, c.raw.as_ref()),
+        (1, c.count.as_deref()),
+        (2, c.sum.as_deref()),
+        (3, c.min.as_deref()),
+        (4, c.max.as_deref()),
+        (5, c.counter.as_deref()),
     ];
     parts
         .iter()
-        .filter_map(|(i, p)| p.as_ref().map(|p| (*i, hash_or_compute(p))))
+        .filter_map(|&(i, p)| p.map(|p| (i, hash_or_compute(p))))
         .collect()
 }
 
