@@ -51,9 +51,7 @@ pub(crate) fn extrapolated_rate(
     };
     extrapolated_rate_with(w, range_ms, is_counter, is_rate, notes, hist_resets, |floats| {
         let mut increase = floats[floats.len() - 1].v - floats[0].v;
-        // Resets are rare: one pass without branches finds whether there is any before the
-        // ordered pass adds the values before them (the sum's order is Prometheus's).
-        if is_counter && floats.windows(2).fold(false, |any, w| any | (w[1].v < w[0].v)) {
+        if is_counter {
             let mut prev = floats[0].v;
             for p in &floats[1..] {
                 if p.v < prev {
