@@ -55,21 +55,51 @@ pub struct Matcher {
 /// a server spend unbounded memory on one matcher.
 const REGEX_SIZE_LIMIT: usize = 8 << 20;
 
+/// Compiled regexes of recent matchers, by pattern. Dashboards send the same few regexes
+/// again and again, and compiling one (the regex crate builds a DFA for small ones) costs more
+/// than the rest of a small query; Prometheus keeps such a cache too. A compiled regex is
+/// shared, not copied, by the matchers using it.
+struct RegexCache {
+    compiled: std::collections::HashMap<String, Regex>,
+}
+
+/// Entries kept; the cache starts over when full, which bounds its memory without tracking use.
+const REGEX_CACHE_ENTRIES: usize = 256;
+
+static REGEX_CACHE: std::sync::LazyLock<std::sync::Mutex<RegexCache>> = std::sync::LazyLock::new(|| {
+    std::sync::Mutex::new(RegexCache {
+        compiled: std::collections::HashMap::new(),
+    })
+});
+
+fn compile_anchored(value: &str) -> Result<Regex, MatcherError> {
+    let cached = |value: &str| REGEX_CACHE.lock().ok().and_then(|c| c.compiled.get(value).cloned());
+    if let Some(re) = cached(value) {
+        return Ok(re);
+    }
+    let pattern = format!("^(?s:{value})$");
+    let re = regex::RegexBuilder::new(&pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| MatcherError::InvalidRegex {
+            pattern: value.to_string(),
+            source: Box::new(e),
+        })?;
+    if let Ok(mut c) = REGEX_CACHE.lock() {
+        if c.compiled.len() >= REGEX_CACHE_ENTRIES {
+            c.compiled.clear();
+        }
+        c.compiled.insert(value.to_string(), re.clone());
+    }
+    Ok(re)
+}
+
 impl Matcher {
     pub fn new(op: MatchOp, name: impl Into<String>, value: impl Into<String>) -> Result<Self, MatcherError> {
         let (name, value) = (name.into(), value.into());
-        let regex = if op.is_regex() {
-            let pattern = format!("^(?s:{value})$");
-            let re = regex::RegexBuilder::new(&pattern)
-                .size_limit(REGEX_SIZE_LIMIT)
-                .build()
-                .map_err(|e| MatcherError::InvalidRegex {
-                    pattern: value.clone(),
-                    source: Box::new(e),
-                })?;
-            Some(re)
-        } else {
-            None
+        let regex = match op.is_regex() {
+            true => Some(compile_anchored(&value)?),
+            false => None,
         };
         Ok(Matcher { name, op, value, regex })
     }
@@ -136,6 +166,24 @@ impl fmt::Debug for Matcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cached_regexes_match_like_fresh_ones_and_errors_are_not_cached() -> Result<(), MatcherError> {
+        // More patterns than the cache holds, each compiled twice: the second comes from the
+        // cache (or a fresh start of it) and must match exactly the same values.
+        for round in 0..2 {
+            for i in 0..(REGEX_CACHE_ENTRIES + 40) {
+                let m = Matcher::new(MatchOp::RegexMatch, "a", format!("v{i}|w.*"))?;
+                assert!(m.matches(&format!("v{i}")), "round {round} pattern {i}");
+                assert!(m.matches("w\n"));
+                assert!(!m.matches(&format!("xv{i}")));
+            }
+        }
+        for _ in 0..2 {
+            assert!(Matcher::new(MatchOp::RegexMatch, "a", "(unclosed").is_err());
+        }
+        Ok(())
+    }
 
     #[test]
     fn regex_is_anchored_and_dot_matches_newline() -> Result<(), MatcherError> {
