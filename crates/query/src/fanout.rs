@@ -178,11 +178,17 @@ impl Fanout {
     ) -> Result<BoxStream<'static, Result<MergeEvent, FanoutError>>, FanoutError> {
         let matchers = matchers_from_proto(&req.matchers).map_err(|e| FanoutError::InvalidMatchers(e.to_string()))?;
         let abort = is_abort(req.partial_response_disabled, req.partial_response_strategy);
-        let targets = self.select(req.min_time, req.max_time, &matchers, store_match);
-        let calls = targets.iter().map(|ep| {
-            let req = req.clone();
-            async move { (ep.addr.clone(), ep.api.series(req).await) }
-        });
+        let mut calls = Vec::new();
+        for (min_time, max_time) in time_split(&req) {
+            for ep in self.select(min_time, max_time, &matchers, store_match) {
+                let req = SeriesRequest {
+                    min_time,
+                    max_time,
+                    ..req.clone()
+                };
+                calls.push(async move { (ep.addr.clone(), ep.api.series(req).await) });
+            }
+        }
         let mut merge = LazyMerge {
             sources: Vec::new(),
             abort,
@@ -437,6 +443,29 @@ impl LazyMerge {
     }
 }
 
+/// Requests reading more than this are split in two by time (see [`time_split`]).
+const SPLIT_OVER_MS: i64 = 3 * 24 * 3_600_000;
+
+/// Where a request is split: on a 2 h block boundary, so that chunks of 2 h blocks fall on
+/// one side only.
+const SPLIT_ALIGN_MS: i64 = 2 * 3_600_000;
+
+/// The time ranges a `Series` request is sent as. A store answers one request on one core,
+/// and over weeks of blocks the store, not the querier, is what a query waits for: two
+/// halves are served at once. The merge puts each series' chunks back together; a chunk of a
+/// longer block overlapping both halves comes twice and `dedup_chunks` drops the copy.
+fn time_split(req: &SeriesRequest) -> Vec<(i64, i64)> {
+    let (min, max) = (req.min_time, req.max_time);
+    if req.skip_chunks || max.saturating_sub(min) <= SPLIT_OVER_MS {
+        return vec![(min, max)];
+    }
+    let mid = (min / 2 + max / 2).div_euclid(SPLIT_ALIGN_MS) * SPLIT_ALIGN_MS;
+    if mid <= min || mid > max {
+        return vec![(min, max)];
+    }
+    vec![(min, mid - 1), (mid, max)]
+}
+
 /// A chunk's time range and the hashes of its parts.
 type ChunkId = (i64, i64, Vec<(u8, u64)>);
 
@@ -535,7 +564,8 @@ mod tests {
 
     fn request(partial_response: bool) -> SeriesRequest {
         SeriesRequest {
-            max_time: i64::MAX,
+            // Short enough not to be split by time: the scripted endpoints ignore the range.
+            max_time: 3_600_000,
             matchers: matchers_to_proto(&[Matcher::new(hypnos_model::MatchOp::RegexMatch, "__name__", ".+").unwrap()]),
             partial_response_strategy: strategy(partial_response),
             ..Default::default()
@@ -617,6 +647,82 @@ mod tests {
         let b = raw_aggr_chunk(0, 9, 1, Bytes::from_static(b"bb")).unwrap();
         let out = dedup_chunks(vec![a.clone(), b.clone(), a.clone()]);
         assert_eq!(out, vec![b, a]);
+    }
+
+    #[test]
+    fn long_requests_are_split_on_a_block_boundary() {
+        let req = |min_time, max_time| SeriesRequest {
+            min_time,
+            max_time,
+            ..Default::default()
+        };
+        assert_eq!(time_split(&req(0, SPLIT_OVER_MS)), vec![(0, SPLIT_OVER_MS)]);
+        let day = 24 * 3_600_000;
+        assert_eq!(
+            time_split(&req(0, 14 * day)),
+            vec![(0, 7 * day - 1), (7 * day, 14 * day)]
+        );
+        // The middle goes down to a 2 h boundary.
+        let two_hours = 2 * 3_600_000;
+        let parts = time_split(&req(-300_000, 14 * day));
+        assert_eq!(
+            parts,
+            vec![(-300_000, 7 * day - two_hours - 1), (7 * day - two_hours, 14 * day)]
+        );
+        assert_eq!(time_split(&req(i64::MIN, i64::MAX)).len(), 2);
+        let skip = SeriesRequest {
+            skip_chunks: true,
+            ..req(0, 14 * day)
+        };
+        assert_eq!(time_split(&skip).len(), 1);
+    }
+
+    /// A request split by time merges back into the samples of the whole request.
+    #[tokio::test]
+    async fn split_requests_merge_into_the_whole() {
+        let mut store = crate::memstore::MemStore::new(Labels::default());
+        let day = 24 * 3_600_000;
+        for i in 0..3 {
+            let samples: Vec<(i64, f64)> = (0..5 * 24 * 60)
+                .map(|k| (k * 60_000 + i, (k * (i + 1)) as f64))
+                .collect();
+            store.add(&Labels::from_pairs([("__name__", "m"), ("i", &i.to_string())]), samples);
+        }
+        let f = Fanout::new(Arc::new(EndpointSet {
+            endpoints: vec![Arc::new(Endpoint::new("mem".to_string(), Arc::new(store)))],
+        }));
+        let req = SeriesRequest {
+            min_time: 3_600_000,
+            max_time: 5 * day - 1,
+            ..request(true)
+        };
+        assert_eq!(time_split(&req).len(), 2);
+        let whole = f.series(req.clone(), &[]).await.unwrap().series;
+        let events: Vec<MergeEvent> = f
+            .series_stream(req.clone(), &[])
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        let split: Vec<MergedSeries> = events
+            .into_iter()
+            .filter_map(|e| match e {
+                MergeEvent::Series(s) => Some(s),
+                MergeEvent::Warning(_) => None,
+            })
+            .collect();
+        assert_eq!(split.len(), 3);
+        for (a, b) in whole.iter().zip(&split) {
+            assert_eq!(a.labels, b.labels);
+            let decode = |s: &MergedSeries| {
+                crate::dedup::decode_clipped(&s.chunks, req.min_time, req.max_time, None)
+                    .unwrap()
+                    .unwrap()
+                    .0
+            };
+            assert_eq!(decode(a), decode(b));
+        }
     }
 
     #[test]
