@@ -522,17 +522,23 @@ impl BucketBlock {
             span.1 = span.1.max(off);
         }
         for (segment, (lo, last)) in spans {
-            let Some(map) = self.segments.get(segment as usize).and_then(|s| s.map.as_ref()) else {
-                continue;
-            };
-            // The last chunk's record ends where its length says.
-            let end = map
-                .bytes()
-                .get(last as usize..)
-                .and_then(chunk_record_len)
-                .map_or(last + 1, |(total, _)| last.saturating_add(total));
-            map.release(lo..end);
+            self.release_span(segment, lo, last);
         }
+    }
+
+    /// Hands back the resident pages of mapped segment `segment` from offset `lo` to the end
+    /// of the chunk at offset `last`. Chunks already handed out stay valid.
+    pub fn release_span(&self, segment: u32, lo: u64, last: u64) {
+        let Some(map) = self.segments.get(segment as usize).and_then(|s| s.map.as_ref()) else {
+            return;
+        };
+        // The last chunk's record ends where its length says.
+        let end = map
+            .bytes()
+            .get(last as usize..)
+            .and_then(chunk_record_len)
+            .map_or(last + 1, |(total, _)| last.saturating_add(total));
+        map.release(lo..end);
     }
 
     async fn read_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, BlockError> {

@@ -16,6 +16,7 @@
 //! (`hypnos_store_corrupt_blocks`) and never stops the others from serving; no client input
 //! panics the server.
 
+mod answers;
 pub mod block;
 pub mod cache;
 pub mod error;

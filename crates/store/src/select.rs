@@ -277,14 +277,25 @@ impl Merge {
     }
 
     /// Up to `n` next series. Blocks that fail on the way are left out from then on and
-    /// returned in `failures`.
-    pub async fn next_batch(&mut self, n: usize, failures: &mut Vec<CursorFailure>) -> Vec<(Labels, Vec<ChunkSource>)> {
-        let mut out = Vec::with_capacity(n.min(self.limit.saturating_sub(self.sent)));
-        while out.len() < n && self.sent < self.limit {
+    /// returned in `failures`. `sources` is a buffer to reuse for the batch's chunks.
+    pub async fn next_batch(
+        &mut self,
+        n: usize,
+        failures: &mut Vec<CursorFailure>,
+        mut sources: Vec<ChunkSource>,
+    ) -> Batch {
+        sources.clear();
+        let mut batch = Batch {
+            series: Vec::with_capacity(n.min(self.limit.saturating_sub(self.sent))),
+            sources,
+        };
+        while batch.series.len() < n && self.sent < self.limit {
             let Some(Reverse(Head { key, ci, chunks })) = self.heap.pop() else {
                 break;
             };
-            let mut sources: Vec<ChunkSource> = chunks.into_iter().map(|c| (self.cursors[ci].bi, c)).collect();
+            let from = batch.sources.len();
+            let bi = self.cursors[ci].bi;
+            batch.sources.extend(chunks.into_iter().map(|c| (bi, c)));
             self.advance(ci, failures).await;
             while self.heap.peek().is_some_and(|Reverse(h)| h.key == key) {
                 let Some(Reverse(Head {
@@ -294,14 +305,32 @@ impl Merge {
                     break;
                 };
                 let bj = self.cursors[cj].bi;
-                sources.extend(more.into_iter().map(|c| (bj, c)));
+                batch.sources.extend(more.into_iter().map(|c| (bj, c)));
                 self.advance(cj, failures).await;
             }
-            sources.sort_by_key(|(bi, c)| (c.min_time, c.max_time, *bi));
-            out.push((decode_key(&key), sources));
+            let sources = &mut batch.sources[from..];
+            let order = |&(bi, ref c): &ChunkSource| (c.min_time, c.max_time, bi);
+            if !sources.is_sorted_by_key(order) {
+                sources.sort_by_key(order);
+            }
+            batch.series.push((decode_key(&key), from..batch.sources.len()));
             self.sent += 1;
         }
-        out
+        batch
+    }
+}
+
+/// Series merged for one streamed batch: labels and where their chunks are in `sources`
+/// (in (min time, max time, block) order), the chunks of all series in one buffer.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub series: Vec<(Labels, std::ops::Range<usize>)>,
+    pub sources: Vec<ChunkSource>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
     }
 }
 
@@ -333,31 +362,35 @@ pub fn encode_key(view: &[(&str, &str)], out: &mut Vec<u8>) {
 
 /// The label set of an [`encode_key`] encoding (of valid UTF-8 strings, as it always is here).
 pub fn decode_key(key: &[u8]) -> Labels {
-    let mut labels = Vec::new();
-    let mut strings: Vec<String> = Vec::with_capacity(2);
-    let mut cur = Vec::new();
-    let mut i = 0;
-    while i < key.len() {
-        let b = key[i];
-        if b != 0 {
-            cur.push(b);
-            i += 1;
-            continue;
-        }
-        match key.get(i + 1) {
-            Some(0xff) => cur.push(0),
-            Some(1) => {
-                strings.push(String::from_utf8_lossy(&cur).into_owned());
-                cur.clear();
-                if strings.len() == 2 {
-                    let value = strings.pop().unwrap_or_default();
-                    let name = strings.pop().unwrap_or_default();
-                    labels.push(Label { name, value });
+    let mut labels = Vec::with_capacity(8);
+    let mut name: Option<String> = None;
+    let mut rest = key;
+    // Each string runs to its `00 01` end; an escaped NUL (`00 FF`) continues it.
+    'strings: loop {
+        let mut bytes: Vec<u8> = Vec::new();
+        loop {
+            let Some(z) = rest.iter().position(|&b| b == 0) else {
+                break 'strings;
+            };
+            match rest.get(z + 1) {
+                Some(0xff) => {
+                    bytes.extend_from_slice(&rest[..z]);
+                    bytes.push(0);
                 }
+                Some(1) => {
+                    bytes.extend_from_slice(&rest[..z]);
+                    rest = &rest[z + 2..];
+                    break;
+                }
+                _ => break 'strings,
             }
-            _ => break,
+            rest = &rest[z + 2..];
         }
-        i += 2;
+        let s = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        match name.take() {
+            None => name = Some(s),
+            Some(name) => labels.push(Label { name, value: s }),
+        }
     }
     Labels::from_sorted_unchecked(labels)
 }

@@ -7,9 +7,10 @@
 //! order (external labels added, replica labels removed), so output is sorted and a series
 //! spread over several blocks is sent once. Series are sent in batches, each batch's chunks
 //! read with coalesced ranged reads (blocks concurrently), or, for a local bucket, sliced out
-//! of the mapped segment files as each answer is built (pages handed back once a group of
-//! answers is encoded), so memory holds a window of series per block and chunk data of one
-//! batch only.
+//! of the mapped segment files as each answer is built (pages handed back once about 2 MiB of
+//! them were read and encoded), so memory holds a window of series per block and chunk data
+//! of one batch only. Answers are built as the gRPC encoder asks for them, in its task
+//! (see `answers`).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -18,34 +19,28 @@ use std::sync::{Arc, Mutex, RwLock};
 use futures::StreamExt;
 use hypnos_model::{Labels, Matcher};
 use hypnos_objstore::{Bucket, BucketError};
-use hypnos_storepb::chunk::encoding_from_tsdb;
 use hypnos_storepb::convert::{label_set_to_proto, matchers_from_proto};
 use hypnos_storepb::info::{InfoResponse, StoreInfo, TsdbInfo};
 use hypnos_storepb::shard::ShardMatcher;
 use hypnos_storepb::thanos::{
-    AggrChunk, Chunk, Label as ProtoLabel, LabelNamesRequest, LabelNamesResponse, LabelValuesRequest,
-    LabelValuesResponse, PartialResponseStrategy, Series, SeriesRequest, SeriesResponse,
+    LabelNamesRequest, LabelNamesResponse, LabelValuesRequest, LabelValuesResponse, PartialResponseStrategy,
+    SeriesRequest,
 };
 use hypnos_storepb::{SeriesStream, StoreApi, component};
-use hypnos_tsdb::{BlockMeta, ChunkRef};
+use hypnos_tsdb::BlockMeta;
 use tonic::Status;
 
-use crate::block::{BucketBlock, FetchedChunk, RawSeries};
+use crate::answers::Answers;
+use crate::block::{BucketBlock, RawSeries};
 use crate::cache::IndexCache;
 use crate::error::BlockError;
 use crate::fetcher::{FetcherConfig, MetaFetcher, state};
 use crate::metrics::Metrics;
-use crate::select::{Cursor, CursorFailure, Merge, SelectParams};
+use crate::select::{Cursor, Merge, SelectParams};
 use crate::timeutil::{TimeOrDuration, now_millis};
 
 /// Series references resolved per read of the series section.
 const SERIES_BATCH: usize = 4096;
-/// Series per streamed batch (chunks of a batch are read together).
-const STREAM_BATCH: usize = 256;
-/// Answers after which the mapped pages their chunks touched are handed back.
-const RELEASE_GROUP: usize = 32;
-/// `Series` answers queued between the task that builds them and the one that encodes them.
-const STREAM_CHANNEL: usize = 4;
 /// Blocks queried at once within one request.
 const BLOCK_QUERY_CONCURRENCY: usize = 8;
 
@@ -223,7 +218,7 @@ impl BucketStore {
 
     /// Records a block failure during a request: corrupt blocks are taken out of service. Returns
     /// the warning to send, or the error status with partial responses disabled.
-    fn block_failure(&self, block: &BucketBlock, err: &BlockError, abort: bool) -> Result<String, Status> {
+    pub(crate) fn block_failure(&self, block: &BucketBlock, err: &BlockError, abort: bool) -> Result<String, Status> {
         if err.is_corrupt() {
             self.mark_corrupt(block.id, err);
         } else {
@@ -303,195 +298,7 @@ impl BucketStore {
             usize::MAX
         };
         let merge = Merge::new(cursors, params, limit);
-        let (tx, rx) = tokio::sync::mpsc::channel::<Sent>(STREAM_CHANNEL);
-        let store = self.clone();
-        let skip_chunks = req.skip_chunks;
-        tokio::spawn(async move {
-            store
-                .stream_series(blocks, merge, skip_chunks, abort, warnings, tx)
-                .await;
-        });
-        Ok(Box::pin(Answers(rx)))
-    }
-
-    async fn stream_series(
-        &self,
-        blocks: Vec<Arc<BucketBlock>>,
-        mut merge: Merge,
-        skip_chunks: bool,
-        abort: bool,
-        mut warnings: Vec<String>,
-        tx: tokio::sync::mpsc::Sender<Sent>,
-    ) {
-        let mut failed_blocks: HashSet<usize> = HashSet::new();
-        let mut failures = Vec::new();
-        // Chunks of mapped blocks are read as answers are built; the pages of a group of
-        // answers are handed back once the group is encoded (a sparse selection touches a
-        // whole fault-around window per chunk, so a batch's worth would hold many).
-        let mut unsent = Unsent {
-            blocks: &blocks,
-            refs: vec![Vec::new(); blocks.len()],
-        };
-        loop {
-            // Each batch is merged from the blocks' cursors when the previous one is sent, so
-            // that memory holds one batch of labels, chunk metas and chunks.
-            let batch = merge.next_batch(STREAM_BATCH, &mut failures).await;
-            for CursorFailure { bi, error } in failures.drain(..) {
-                failed_blocks.insert(bi);
-                match self.block_failure(&blocks[bi], &error, abort) {
-                    Ok(w) => warnings.push(w),
-                    Err(status) => {
-                        let _ = tx.send(Sent::Answer(Err(status))).await;
-                        return;
-                    }
-                }
-            }
-            if batch.is_empty() {
-                break;
-            }
-            // Per block: the batch's chunk references, sorted, and their chunks.
-            let mut fetched: Vec<Option<(Vec<ChunkRef>, Vec<FetchedChunk>)>> = vec![None; blocks.len()];
-            if !skip_chunks {
-                let mut wanted: BTreeMap<usize, Vec<ChunkRef>> = BTreeMap::new();
-                for (_, sources) in &batch {
-                    for (bi, c) in sources {
-                        if !failed_blocks.contains(bi) && !blocks[*bi].chunks_mapped() {
-                            wanted.entry(*bi).or_default().push(c.chunk_ref);
-                        }
-                    }
-                }
-                let mut reads = futures::stream::iter(wanted)
-                    .map(|(bi, mut refs)| {
-                        let block = blocks[bi].clone();
-                        async move {
-                            refs.sort_unstable();
-                            refs.dedup();
-                            let chunks = block.chunks(&refs).await;
-                            (bi, refs, chunks)
-                        }
-                    })
-                    .buffer_unordered(BLOCK_QUERY_CONCURRENCY);
-                while let Some((bi, refs, result)) = reads.next().await {
-                    match result {
-                        Ok(chunks) => fetched[bi] = Some((refs, chunks)),
-                        Err(e) => {
-                            failed_blocks.insert(bi);
-                            match self.block_failure(&blocks[bi], &e, abort) {
-                                Ok(w) => warnings.push(w),
-                                Err(status) => {
-                                    let _ = tx.send(Sent::Answer(Err(status))).await;
-                                    return;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            for (n, (labels, sources)) in batch.into_iter().enumerate() {
-                if n > 0 && n % RELEASE_GROUP == 0 && !self.release_sent(&mut unsent, &tx).await {
-                    return;
-                }
-                let mut chunks = Vec::new();
-                if !skip_chunks {
-                    chunks.reserve(sources.len());
-                    for (bi, c) in &sources {
-                        let mut mapped;
-                        let f = if blocks[*bi].chunks_mapped() {
-                            if failed_blocks.contains(bi) {
-                                continue;
-                            }
-                            unsent.refs[*bi].push(c.chunk_ref);
-                            match blocks[*bi].mapped_chunk(c.chunk_ref) {
-                                Ok(f) => {
-                                    mapped = f;
-                                    &mut mapped
-                                }
-                                Err(e) => {
-                                    failed_blocks.insert(*bi);
-                                    match self.block_failure(&blocks[*bi], &e, abort) {
-                                        Ok(w) => warnings.push(w),
-                                        Err(status) => {
-                                            let _ = tx.send(Sent::Answer(Err(status))).await;
-                                            return;
-                                        }
-                                    }
-                                    continue;
-                                }
-                            }
-                        } else {
-                            // Each chunk of a block belongs to one series: its data is moved out.
-                            let Some(f) = fetched
-                                .get_mut(*bi)
-                                .and_then(Option::as_mut)
-                                .and_then(|(refs, chunks)| {
-                                    let i = refs.binary_search(&c.chunk_ref).ok()?;
-                                    chunks.get_mut(i)
-                                })
-                            else {
-                                continue;
-                            };
-                            f
-                        };
-                        match encoding_from_tsdb(f.encoding) {
-                            Ok(encoding) => chunks.push(AggrChunk {
-                                min_time: c.min_time,
-                                max_time: c.max_time,
-                                raw: Some(Chunk {
-                                    r#type: encoding as i32,
-                                    data: std::mem::take(&mut f.data),
-                                    hash: f.hash,
-                                }),
-                                ..AggrChunk::default()
-                            }),
-                            Err(e) => warnings.push(format!("block {}: {e}", blocks[*bi].id)),
-                        }
-                    }
-                    if chunks.is_empty() {
-                        continue;
-                    }
-                }
-                self.metrics.series_sent.inc();
-                self.metrics.chunks_sent.inc_by(chunks.len() as u64);
-                let labels = labels
-                    .into_vec()
-                    .into_iter()
-                    .map(|l| ProtoLabel {
-                        name: l.name,
-                        value: l.value,
-                    })
-                    .collect();
-                if tx
-                    .send(Sent::Answer(Ok(SeriesResponse::series(Series { labels, chunks }))))
-                    .await
-                    .is_err()
-                {
-                    return; // the client went away
-                }
-            }
-            if !self.release_sent(&mut unsent, &tx).await {
-                return;
-            }
-        }
-        for w in warnings {
-            if tx.send(Sent::Answer(Ok(SeriesResponse::warning(w)))).await.is_err() {
-                return;
-            }
-        }
-    }
-
-    /// Queues, behind the answers sent so far, the release of the mapped pages their chunks
-    /// touched. False when the client went away.
-    async fn release_sent(&self, unsent: &mut Unsent<'_>, tx: &tokio::sync::mpsc::Sender<Sent>) -> bool {
-        let read = SentChunks(
-            unsent
-                .refs
-                .iter_mut()
-                .enumerate()
-                .filter(|(_, refs)| !refs.is_empty())
-                .map(|(bi, refs)| (unsent.blocks[bi].clone(), std::mem::take(refs)))
-                .collect(),
-        );
-        read.0.is_empty() || tx.send(Sent::Release(read)).await.is_ok()
+        Ok(Answers::new(self, blocks, merge, req.skip_chunks, abort, warnings).into_stream())
     }
 
     /// Series of `block` matching `ms` (already free of external-label matchers) in `[mint, maxt]`.
@@ -691,72 +498,6 @@ impl BucketStore {
             }),
             ..InfoResponse::default()
         }
-    }
-}
-
-/// The chunk references of a streamed batch, per block: once the batch is encoded, the pages
-/// of mapped segments that reading them touched are handed back (also when the stream ends
-/// early).
-#[derive(Default)]
-struct SentChunks(Vec<(Arc<BucketBlock>, Vec<ChunkRef>)>);
-
-/// Chunk references of mapped blocks read for answers not yet followed by a release; released
-/// on drop when the stream ends early.
-struct Unsent<'a> {
-    blocks: &'a [Arc<BucketBlock>],
-    refs: Vec<Vec<ChunkRef>>,
-}
-
-impl Drop for Unsent<'_> {
-    fn drop(&mut self) {
-        for (block, refs) in self.blocks.iter().zip(&self.refs) {
-            if !refs.is_empty() {
-                block.release_chunks(refs);
-            }
-        }
-    }
-}
-
-/// What the task building a `Series` answer queues for the gRPC encoder.
-enum Sent {
-    Answer(Result<SeriesResponse, Status>),
-    /// Follows the answers of a batch.
-    Release(SentChunks),
-}
-
-/// The `Series` answers as the gRPC encoder takes them. The encoder encodes each answer
-/// before it asks for the next one, so a batch's chunks are released when the encoder asks
-/// past its last answer.
-struct Answers(tokio::sync::mpsc::Receiver<Sent>);
-
-impl futures::Stream for Answers {
-    type Item = Result<SeriesResponse, Status>;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        loop {
-            match std::task::ready!(self.0.poll_recv(cx)) {
-                Some(Sent::Answer(a)) => return std::task::Poll::Ready(Some(a)),
-                Some(Sent::Release(read)) => drop(read),
-                None => return std::task::Poll::Ready(None),
-            }
-        }
-    }
-}
-
-impl SentChunks {
-    fn release(&mut self) {
-        for (block, refs) in self.0.drain(..) {
-            block.release_chunks(&refs);
-        }
-    }
-}
-
-impl Drop for SentChunks {
-    fn drop(&mut self) {
-        self.release();
     }
 }
 
