@@ -32,6 +32,11 @@ pub struct EndpointStatus {
 pub struct Endpoint {
     pub addr: String,
     pub api: Arc<dyn StoreApi>,
+    /// A second client of the same store on its own connection, for the second half of a
+    /// request split by time. Two streams read at the pace of one merge must not share an
+    /// HTTP/2 connection: the unread answer of one fills the connection's flow-control
+    /// window and the other, which the merge waits for, stalls for good.
+    pub second_lane: Option<Arc<dyn StoreApi>>,
     status: RwLock<EndpointStatus>,
 }
 
@@ -46,8 +51,15 @@ impl Endpoint {
         Endpoint {
             addr: addr.into(),
             api,
+            second_lane: None,
             status: RwLock::new(EndpointStatus::default()),
         }
+    }
+
+    /// With a second client on its own connection (see [`Endpoint::second_lane`]).
+    pub fn with_second_lane(mut self, api: Arc<dyn StoreApi>) -> Self {
+        self.second_lane = Some(api);
+        self
     }
 
     pub fn status(&self) -> EndpointStatus {
@@ -125,7 +137,11 @@ impl EndpointSet {
         let mut endpoints = Vec::new();
         for a in addrs {
             let store = GrpcStore::connect_lazy(a)?;
-            endpoints.push(Arc::new(Endpoint::new(a.clone(), Arc::new(store))));
+            // Lazy: the second connection is opened by the first request split by time.
+            let second = GrpcStore::connect_lazy(a)?;
+            endpoints.push(Arc::new(
+                Endpoint::new(a.clone(), Arc::new(store)).with_second_lane(Arc::new(second)),
+            ));
         }
         Ok(EndpointSet { endpoints })
     }

@@ -179,14 +179,21 @@ impl Fanout {
         let matchers = matchers_from_proto(&req.matchers).map_err(|e| FanoutError::InvalidMatchers(e.to_string()))?;
         let abort = is_abort(req.partial_response_disabled, req.partial_response_strategy);
         let mut calls = Vec::new();
-        for (min_time, max_time) in time_split(&req) {
-            for ep in self.select(min_time, max_time, &matchers, store_match) {
+        for ep in self.select(req.min_time, req.max_time, &matchers, store_match) {
+            let halves = match (&ep.second_lane, time_split(&req)) {
+                (Some(second), halves) if halves.len() == 2 => {
+                    vec![(ep.api.clone(), halves[0]), (second.clone(), halves[1])]
+                }
+                _ => vec![(ep.api.clone(), (req.min_time, req.max_time))],
+            };
+            for (api, (min_time, max_time)) in halves {
                 let req = SeriesRequest {
                     min_time,
                     max_time,
                     ..req.clone()
                 };
-                calls.push(async move { (ep.addr.clone(), ep.api.series(req).await) });
+                let addr = ep.addr.clone();
+                calls.push(async move { (addr, api.series(req).await) });
             }
         }
         let mut merge = LazyMerge {
@@ -452,8 +459,9 @@ const SPLIT_ALIGN_MS: i64 = 2 * 3_600_000;
 
 /// The time ranges a `Series` request is sent as. A store answers one request on one core,
 /// and over weeks of blocks the store, not the querier, is what a query waits for: two
-/// halves are served at once. The merge puts each series' chunks back together; a chunk of a
-/// longer block overlapping both halves comes twice and `dedup_chunks` drops the copy.
+/// halves are served at once, each on its own connection (`Endpoint::second_lane`). The merge
+/// puts each series' chunks back together; a chunk of a longer block overlapping both halves
+/// comes twice and `dedup_chunks` drops the copy.
 fn time_split(req: &SeriesRequest) -> Vec<(i64, i64)> {
     let (min, max) = (req.min_time, req.max_time);
     if req.skip_chunks || max.saturating_sub(min) <= SPLIT_OVER_MS {
@@ -688,8 +696,10 @@ mod tests {
                 .collect();
             store.add(&Labels::from_pairs([("__name__", "m"), ("i", &i.to_string())]), samples);
         }
+        let store = Arc::new(store);
+        let ep = Endpoint::new("mem".to_string(), store.clone()).with_second_lane(store);
         let f = Fanout::new(Arc::new(EndpointSet {
-            endpoints: vec![Arc::new(Endpoint::new("mem".to_string(), Arc::new(store)))],
+            endpoints: vec![Arc::new(ep)],
         }));
         let req = SeriesRequest {
             min_time: 3_600_000,

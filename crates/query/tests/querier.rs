@@ -348,3 +348,48 @@ async fn api_errors_like_prometheus() {
         r#"{"status":"success","data":{"resultType":"scalar","result":[10,"2"]}}"#
     );
 }
+
+/// A query over more than 3 days is sent to a store as two requests split by time, on two
+/// connections, and merged back: same answer as the samples say, and no stall when each
+/// series' answer is larger than an HTTP/2 flow-control window (on one shared connection
+/// the unread half filled the connection's window and the merge waited forever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_range_queries_split_by_time_answer_in_full() {
+    const DAYS: i64 = 8;
+    let mut store = MemStore::new(Labels::default());
+    for i in 0..12 {
+        let samples: Vec<(i64, f64)> = (0..DAYS * 24 * 240)
+            .map(|k| (k * STEP, ((k * (i + 3)) as f64 * 0.7).sin() * 1000.0))
+            .collect();
+        store.add(
+            &Labels::from_pairs([("__name__", "wavy"), ("i", &i.to_string())]),
+            samples,
+        );
+    }
+    let a = serve(store).await;
+    let q = start_querier(vec![a.to_string()], |_| {}).await;
+    let end = (DAYS * 24 * 3600).to_string();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(60),
+        get(
+            &q,
+            "/api/v1/query_range",
+            &[
+                ("query", "sum(count_over_time(wavy[1h]))"),
+                ("start", "3600"),
+                ("end", &end),
+                ("step", "3600"),
+            ],
+        ),
+    )
+    .await
+    .expect("a query split by time must not stall");
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    let values = result(&answer.1)[0]["values"].as_array().unwrap().clone();
+    assert_eq!(values.len() as i64, DAYS * 24);
+    for (k, v) in values.iter().enumerate() {
+        // 12 series × 240 samples in every (t - 1h, t]; the data ends 15 s before the last step.
+        let want = if k + 1 == values.len() { "2868" } else { "2880" };
+        assert_eq!(v[1], want, "{v}");
+    }
+}
