@@ -261,7 +261,7 @@ def render_svg(folded: dict[str, int], title: str, subtitle: str = "", width: in
     labelled = labelled or set()
     root = build_tree(folded)
     total = root.total or 1
-    frame_h, font, pad_x, top = 16, 12, 10, 74
+    frame_h, font, pad_x, top = 16, 12, 10, 92
     usable = width - 2 * pad_x
     min_samples = total * min_width_pct / 100
 
@@ -292,12 +292,15 @@ def render_svg(folded: dict[str, int], title: str, subtitle: str = "", width: in
       ".i{font-style:italic}.t{font-size:17px;font-weight:bold}.s{font-size:12px;fill:#444}</style>\n" % font)
     w(f'<rect x="0" y="0" width="{width}" height="{height}" fill="#f8f8f4" stroke="none"/>\n')
     w(f'<text class="t" x="{width / 2}" y="22" text-anchor="middle">{html.escape(title)}</text>\n')
-    sub = subtitle + ("  |  " if subtitle else "") + f"{root.total} samples; frames under {min_width_pct}% hidden; " \
-        "hover for full names"
-    w(f'<text class="s" x="{width / 2}" y="40" text-anchor="middle">{html.escape(sub)}</text>\n')
+    stats = f"{root.total} samples; frames under {min_width_pct}% hidden; hover for full names"
+    fit = int((width - 2 * pad_x) / (12 * 0.6))
+    for y, line in ((40, subtitle), (56, stats)):
+        shown_line = line if len(line) <= fit else line[: fit - 2] + ".."
+        w(f'<text class="s" x="{width / 2}" y="{y}" text-anchor="middle"><title>{html.escape(line)}</title>'
+          f"{html.escape(shown_line)}</text>\n")
     # Legend, under the title.
     lx = pad_x
-    ly = 60
+    ly = 76
     for cat, label in (("hypnos", "hypnos code"), ("std", "std/core/alloc/libc"), ("crate", "other crates"),
                        ("kernel", "kernel"), ("nopath", "no module path"), ("other", "unknown")):
         w(f'<rect x="{lx}" y="{ly - 10}" width="12" height="12" fill="{colour(label, cat)}"/>'
