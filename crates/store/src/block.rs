@@ -11,7 +11,7 @@ use hypnos_model::{Label, Labels, MatchOp, Matcher};
 use hypnos_objstore::Bucket;
 use hypnos_storepb::chunk::chunk_hash;
 use hypnos_tsdb::chunks::parse_chunk_record;
-use hypnos_tsdb::encoding::read_uvarint;
+use hypnos_tsdb::encoding::{read_uvarint, zigzag_decode};
 use hypnos_tsdb::index::postings::{intersect, union, without};
 use hypnos_tsdb::index::{parse_postings, parse_series_entry};
 use hypnos_tsdb::{BlockMeta, ChunkMeta, ChunkRef, SeriesRef};
@@ -337,7 +337,10 @@ impl BucketBlock {
             }
             Ok(off)
         };
+        // Cached entries passed their CRC check before they were cached (below), so they are
+        // parsed without it; entries read now are checked, and cached only then.
         let mut raw: Vec<Option<Bytes>> = self.cache.get_many_series(self.id, refs);
+        let mut fresh = vec![false; raw.len()];
         let missing: Vec<usize> = (0..raw.len()).filter(|&i| raw[i].is_none()).collect();
         if !missing.is_empty() {
             let mut ranges = Vec::with_capacity(missing.len());
@@ -346,7 +349,6 @@ impl BucketBlock {
                 ranges.push(off..(off + max_read).min(series_end));
             }
             let parts = self.read_coalesced(&self.index_key, &ranges).await?;
-            let mut to_cache = Vec::with_capacity(missing.len());
             for (&i, mut b) in missing.iter().zip(parts) {
                 let off = offset_of(refs[i])?;
                 let total = series_entry_len(&b).ok_or_else(|| BlockError::Corrupt {
@@ -364,25 +366,34 @@ impl BucketBlock {
                     }
                     b = self.read_range(&self.index_key, off..off + total).await?;
                 }
-                let entry = b.slice(..(total as usize).min(b.len()));
-                to_cache.push((refs[i], entry.clone()));
-                raw[i] = Some(entry);
+                raw[i] = Some(b.slice(..(total as usize).min(b.len())));
+                fresh[i] = true;
             }
-            self.cache.put_many_series(self.id, &to_cache);
         }
         let symbols = self.header.symbol_count();
         let mut out = Vec::with_capacity(refs.len());
-        for (&r, b) in refs.iter().zip(raw) {
+        let mut to_cache = Vec::with_capacity(missing.len());
+        for ((&r, b), fresh) in refs.iter().zip(raw).zip(fresh) {
             let off = offset_of(r)?;
-            let b = b.as_deref().unwrap_or_default();
-            let entry = parse_series_entry(b, off).map_err(|e| BlockError::from_tsdb(&self.index_key, e))?;
+            let bytes = b.as_deref().unwrap_or_default();
+            let series = match (fresh, parse_checked_entry(bytes)) {
+                (false, Some(parsed)) => parsed,
+                _ => {
+                    let entry =
+                        parse_series_entry(bytes, off).map_err(|e| BlockError::from_tsdb(&self.index_key, e))?;
+                    RawSeries {
+                        label_refs: entry.label_refs,
+                        chunks: entry.chunks,
+                    }
+                }
+            };
             let corrupt = |reason: String| BlockError::Corrupt {
                 file: self.index_key.clone(),
                 offset: off,
                 reason,
             };
             let mut prev: Option<&str> = None;
-            for &(n, v) in &entry.label_refs {
+            for &(n, v) in &series.label_refs {
                 if n as usize >= symbols || v as usize >= symbols {
                     return Err(corrupt(format!("series {r} refers to a symbol out of range")));
                 }
@@ -392,10 +403,13 @@ impl BucketBlock {
                 }
                 prev = Some(name);
             }
-            out.push(RawSeries {
-                label_refs: entry.label_refs,
-                chunks: entry.chunks,
-            });
+            if fresh && let Some(b) = b {
+                to_cache.push((r, b));
+            }
+            out.push(series);
+        }
+        if !to_cache.is_empty() {
+            self.cache.put_many_series(self.id, &to_cache);
         }
         Ok(out)
     }
@@ -654,6 +668,73 @@ fn series_entry_len(b: &[u8]) -> Option<u64> {
     len.checked_add(n as u64)?.checked_add(4)
 }
 
+/// One uvarint at `*at` of `b` (advancing `*at`), `None` when malformed or truncated; as
+/// `hypnos_tsdb::encoding::read_uvarint`, inlined for the one-byte case.
+#[inline]
+fn uvarint_at(b: &[u8], at: &mut usize) -> Option<u64> {
+    let first = *b.get(*at)?;
+    if first < 0x80 {
+        *at += 1;
+        return Some(u64::from(first));
+    }
+    let (v, n) = read_uvarint(b.get(*at..)?).ok()?;
+    *at += n;
+    Some(v)
+}
+
+/// The label references and chunk metas of a series entry whose CRC was checked before (one
+/// from the index cache), with the same results as `parse_series_entry` for every entry
+/// that function accepts. `None` for anything else: the caller then lets that function
+/// report what is wrong.
+fn parse_checked_entry(b: &[u8]) -> Option<RawSeries> {
+    let mut at = 0;
+    let len = usize::try_from(uvarint_at(b, &mut at)?).ok()?;
+    let body = b.get(at..)?;
+    if len > body.len().saturating_sub(4) {
+        return None;
+    }
+    let body = &body[..len];
+    let mut at = 0;
+    let nl = usize::try_from(uvarint_at(body, &mut at)?).ok()?;
+    if nl > (body.len() - at) / 2 {
+        return None;
+    }
+    let mut label_refs = Vec::with_capacity(nl);
+    for _ in 0..nl {
+        let n = u32::try_from(uvarint_at(body, &mut at)?).ok()?;
+        let v = u32::try_from(uvarint_at(body, &mut at)?).ok()?;
+        label_refs.push((n, v));
+    }
+    let nc = usize::try_from(uvarint_at(body, &mut at)?).ok()?;
+    if nc > (body.len() - at) / 3 {
+        return None;
+    }
+    let mut chunks = Vec::with_capacity(nc);
+    if nc > 0 {
+        let min_time = zigzag_decode(uvarint_at(body, &mut at)?);
+        let max_time = min_time.wrapping_add(uvarint_at(body, &mut at)? as i64);
+        let mut r = uvarint_at(body, &mut at)?;
+        chunks.push(ChunkMeta {
+            min_time,
+            max_time,
+            chunk_ref: ChunkRef(r),
+        });
+        let mut t0 = max_time;
+        for _ in 1..nc {
+            let min_time = t0.wrapping_add(uvarint_at(body, &mut at)? as i64);
+            let max_time = min_time.wrapping_add(uvarint_at(body, &mut at)? as i64);
+            r = (r as i64).wrapping_add(zigzag_decode(uvarint_at(body, &mut at)?)) as u64;
+            chunks.push(ChunkMeta {
+                min_time,
+                max_time,
+                chunk_ref: ChunkRef(r),
+            });
+            t0 = max_time;
+        }
+    }
+    Some(RawSeries { label_refs, chunks })
+}
+
 /// Total bytes of the chunk record at the start of `b` (uvarint length, encoding, data, CRC)
 /// and the size of its length field.
 fn chunk_record_len(b: &[u8]) -> Option<(u64, usize)> {
@@ -719,6 +800,64 @@ mod tests {
             let asked: u64 = ranges.iter().map(|r| r.end - r.start).sum();
             prop_assert!(reads.len() <= ranges.len());
             prop_assert!(reads.is_empty() || total <= asked + gap * (ranges.len() as u64));
+        }
+    }
+
+    /// A series entry (length, body, CRC) from raw fields; `extra` is appended to the body.
+    fn entry(labels: &[(u64, u64)], chunks: &[(i64, u64, u64, i64)], extra: &[u8]) -> Vec<u8> {
+        use hypnos_tsdb::encoding::{put_uvarint, zigzag_encode};
+        let mut body = Vec::new();
+        put_uvarint(&mut body, labels.len() as u64);
+        for &(n, v) in labels {
+            put_uvarint(&mut body, n);
+            put_uvarint(&mut body, v);
+        }
+        put_uvarint(&mut body, chunks.len() as u64);
+        for (i, &(t, d, dt, dr)) in chunks.iter().enumerate() {
+            if i == 0 {
+                put_uvarint(&mut body, zigzag_encode(t));
+                put_uvarint(&mut body, dt);
+                put_uvarint(&mut body, dr as u64);
+            } else {
+                put_uvarint(&mut body, d);
+                put_uvarint(&mut body, dt);
+                put_uvarint(&mut body, zigzag_encode(dr));
+            }
+        }
+        body.extend_from_slice(extra);
+        let mut out = Vec::new();
+        put_uvarint(&mut out, body.len() as u64);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
+        out
+    }
+
+    proptest! {
+        /// The parser of cached (already checked) entries agrees with the TSDB's on every
+        /// entry the TSDB accepts, and leaves the rest to it.
+        #[test]
+        fn checked_entries_parse_as_the_tsdb_parses_them(
+            labels in proptest::collection::vec((0u64..(1 << 33), 0u64..300), 0..5),
+            chunks in proptest::collection::vec((any::<i64>(), 0u64..(1 << 40), 0u64..(1 << 40), any::<i64>()), 0..5),
+            extra in proptest::collection::vec(any::<u8>(), 0..3),
+            cut in 0usize..8,
+            flip in proptest::option::of((any::<proptest::sample::Index>(), any::<u8>())),
+        ) {
+            let mut b = entry(&labels, &chunks, &extra);
+            b.truncate(b.len().saturating_sub(cut % 3 * cut));
+            if let Some((i, x)) = flip {
+                let i = i.index(b.len().max(1)).min(b.len().saturating_sub(1));
+                if let Some(byte) = b.get_mut(i) {
+                    *byte ^= x;
+                }
+            }
+            let ours = parse_checked_entry(&b).map(|s| (s.label_refs, s.chunks));
+            match parse_series_entry(&b, 0) {
+                Ok(e) => prop_assert_eq!(ours, Some((e.label_refs, e.chunks))),
+                // A broken CRC is the one thing the checked parser does not see.
+                Err(e) if e.to_string().contains("checksum") => {}
+                Err(_) => prop_assert_eq!(ours, None),
+            }
         }
     }
 
