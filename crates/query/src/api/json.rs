@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use hypnos_model::histogram::bucket_indexes;
 use hypnos_model::{FloatHistogram, Labels};
-use hypnos_promql::Value;
+use hypnos_promql::{Sample, Series, Value};
 
 use super::bounds::bucket_bound;
 
@@ -222,10 +222,9 @@ pub fn write_histogram(out: &mut String, h: &FloatHistogram) {
     out.push('}');
 }
 
-/// `{"resultType":…,"result":…}` for a query value.
 /// About how many bytes [`write_query_data`] writes for floats (histograms are larger, and
-/// the buffer grows for them): enough to reserve once for a large matrix instead of doubling.
-pub fn size_hint(v: &Value) -> usize {
+/// the buffer grows for them): enough to size a small answer's buffer once.
+fn size_hint(v: &Value) -> usize {
     let labels = |ls: &Labels| ls.iter().map(|l| l.name.len() + l.value.len() + 6).sum::<usize>() + 16;
     match v {
         Value::Scalar { .. } => 64,
@@ -240,10 +239,9 @@ pub fn size_hint(v: &Value) -> usize {
     }
 }
 
+/// `{"resultType":…,"result":…}` for a query value.
 pub fn write_query_data(out: &mut String, v: &Value) {
-    out.push_str("{\"resultType\":\"");
-    out.push_str(v.type_name());
-    out.push_str("\",\"result\":");
+    write_data_head(out, v.type_name());
     match v {
         Value::Scalar { t, v } => {
             out.push('[');
@@ -265,23 +263,7 @@ pub fn write_query_data(out: &mut String, v: &Value) {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str("{\"metric\":");
-                write_labels(out, &s.metric);
-                match &s.h {
-                    Some(h) => {
-                        out.push_str(",\"histogram\":[");
-                        write_timestamp(out, s.t);
-                        out.push(',');
-                        write_histogram(out, h);
-                    }
-                    None => {
-                        out.push_str(",\"value\":[");
-                        write_timestamp(out, s.t);
-                        out.push(',');
-                        write_quoted_value(out, s.f);
-                    }
-                }
-                out.push_str("]}");
+                write_vector_sample(out, s);
             }
             out.push(']');
         }
@@ -291,42 +273,177 @@ pub fn write_query_data(out: &mut String, v: &Value) {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str("{\"metric\":");
-                write_labels(out, &s.metric);
-                if !s.floats.is_empty() {
-                    out.push_str(",\"values\":[");
-                    for (j, p) in s.floats.iter().enumerate() {
-                        if j > 0 {
-                            out.push(',');
-                        }
-                        out.push('[');
-                        write_timestamp(out, p.t);
-                        out.push(',');
-                        write_quoted_value(out, p.v);
-                        out.push(']');
-                    }
-                    out.push(']');
-                }
-                if !s.histograms.is_empty() {
-                    out.push_str(",\"histograms\":[");
-                    for (j, p) in s.histograms.iter().enumerate() {
-                        if j > 0 {
-                            out.push(',');
-                        }
-                        out.push('[');
-                        write_timestamp(out, p.t);
-                        out.push(',');
-                        write_histogram(out, &p.h);
-                        out.push(']');
-                    }
-                    out.push(']');
-                }
-                out.push('}');
+                write_matrix_series(out, s);
             }
             out.push(']');
         }
     }
     out.push('}');
+}
+
+/// `{"resultType":"…","result":`
+fn write_data_head(out: &mut String, type_name: &str) {
+    out.push_str("{\"resultType\":\"");
+    out.push_str(type_name);
+    out.push_str("\",\"result\":");
+}
+
+/// One element of an instant vector: `{"metric":{…},"value":[t,"v"]}` (or `"histogram"`).
+fn write_vector_sample(out: &mut String, s: &Sample) {
+    out.push_str("{\"metric\":");
+    write_labels(out, &s.metric);
+    match &s.h {
+        Some(h) => {
+            out.push_str(",\"histogram\":[");
+            write_timestamp(out, s.t);
+            out.push(',');
+            write_histogram(out, h);
+        }
+        None => {
+            out.push_str(",\"value\":[");
+            write_timestamp(out, s.t);
+            out.push(',');
+            write_quoted_value(out, s.f);
+        }
+    }
+    out.push_str("]}");
+}
+
+/// One series of a range vector: `{"metric":{…},"values":[…],"histograms":[…]}`.
+fn write_matrix_series(out: &mut String, s: &Series) {
+    out.push_str("{\"metric\":");
+    write_labels(out, &s.metric);
+    if !s.floats.is_empty() {
+        out.push_str(",\"values\":[");
+        for (j, p) in s.floats.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push('[');
+            write_timestamp(out, p.t);
+            out.push(',');
+            write_quoted_value(out, p.v);
+            out.push(']');
+        }
+        out.push(']');
+    }
+    if !s.histograms.is_empty() {
+        out.push_str(",\"histograms\":[");
+        for (j, p) in s.histograms.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push('[');
+            write_timestamp(out, p.t);
+            out.push(',');
+            write_histogram(out, &p.h);
+            out.push(']');
+        }
+        out.push(']');
+    }
+    out.push('}');
+}
+
+/// The elements of a vector or matrix still to write, each dropped once written.
+enum Elements {
+    Vector(std::vec::IntoIter<Sample>),
+    Matrix(std::vec::IntoIter<Series>),
+}
+
+/// A query answer written piece by piece: `head`, then the value's `data` object, then `tail`,
+/// in pieces of about [`QueryDataPieces::PIECE`] bytes. The bytes are those of writing it all
+/// into one string; only the memory differs: a large matrix is never held as text in full,
+/// and each series is freed as soon as it is written.
+pub struct QueryDataPieces {
+    /// Written before the next element: the envelope's start (first piece only) or a comma.
+    pending: String,
+    /// The estimated size of what is still to write, to size the last piece's buffer.
+    size_hint: usize,
+    elements: Option<Elements>,
+    /// Whether an element was written: every later one is preceded by a comma.
+    written_any: bool,
+    tail: Option<String>,
+}
+
+impl QueryDataPieces {
+    /// A piece is cut once it holds this much (a single element can make it longer).
+    pub const PIECE: usize = 64 * 1024;
+
+    /// `head` + data + `tail`; scalars and strings are written at once into the first piece.
+    pub fn new(head: &str, value: Value, tail: String) -> Self {
+        let size_hint = head.len() + size_hint(&value) + tail.len();
+        let type_name = value.type_name();
+        let mut pending = String::with_capacity(head.len() + 64);
+        pending.push_str(head);
+        let elements = match value {
+            Value::Vector(v) => Elements::Vector(v.into_iter()),
+            Value::Matrix(m) => Elements::Matrix(m.into_iter()),
+            scalar_or_string => {
+                write_query_data(&mut pending, &scalar_or_string);
+                pending.push_str(&tail);
+                return QueryDataPieces {
+                    pending,
+                    size_hint,
+                    elements: None,
+                    written_any: false,
+                    tail: None,
+                };
+            }
+        };
+        write_data_head(&mut pending, type_name);
+        pending.push('[');
+        QueryDataPieces {
+            pending,
+            size_hint,
+            elements: Some(elements),
+            written_any: false,
+            tail: Some(tail),
+        }
+    }
+
+    /// Whether every piece was handed out.
+    pub fn is_done(&self) -> bool {
+        self.elements.is_none() && self.pending.is_empty()
+    }
+}
+
+impl Iterator for QueryDataPieces {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        let mut out = std::mem::take(&mut self.pending);
+        let Some(elements) = &mut self.elements else {
+            return (!out.is_empty()).then_some(out);
+        };
+        // Room for a piece and the element that ends it; small answers fit their estimate.
+        out.reserve((Self::PIECE + Self::PIECE / 4).min(self.size_hint.saturating_sub(out.len())));
+        self.size_hint = self.size_hint.saturating_sub(Self::PIECE);
+        while out.len() < Self::PIECE {
+            let comma = self.written_any;
+            let wrote = match elements {
+                Elements::Vector(it) => it.next().map(|s| {
+                    if comma {
+                        out.push(',');
+                    }
+                    write_vector_sample(&mut out, &s);
+                }),
+                Elements::Matrix(it) => it.next().map(|s| {
+                    if comma {
+                        out.push(',');
+                    }
+                    write_matrix_series(&mut out, &s);
+                }),
+            };
+            if wrote.is_none() {
+                out.push_str("]}");
+                out.push_str(&self.tail.take().unwrap_or_default());
+                self.elements = None;
+                break;
+            }
+            self.written_any = true;
+        }
+        Some(out)
+    }
 }
 
 #[cfg(test)]
@@ -369,6 +486,85 @@ mod tests {
                 f => format!("{sign}{}.{f:03}", abs / 1000),
             };
             proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    fn matrix(series: usize, points: usize) -> Value {
+        Value::Matrix(
+            (0..series)
+                .map(|i| {
+                    let n = i.to_string();
+                    let mut s = Series::new(Labels::from_pairs([("job", "j<&>"), ("i", n.as_str())]));
+                    s.floats = (0..points)
+                        .map(|j| hypnos_promql::FPoint {
+                            t: 1_700_000_000_000 + j as i64 * 15_001,
+                            v: j as f64 * 0.1 - 3.0,
+                        })
+                        .collect();
+                    if i % 3 == 0 {
+                        s.histograms = vec![hypnos_promql::HPoint {
+                            t: 1_700_000_000_000,
+                            h: std::sync::Arc::new(FloatHistogram {
+                                count: 2.0,
+                                positive_spans: vec![Span::new(0, 1)],
+                                positive_buckets: vec![2.0],
+                                ..Default::default()
+                            }),
+                        }];
+                    }
+                    s
+                })
+                .collect(),
+        )
+    }
+
+    fn vector(samples: usize) -> Value {
+        Value::Vector(
+            (0..samples)
+                .map(|i| Sample {
+                    metric: Labels::from_pairs([("i", i.to_string())]),
+                    t: 1_700_000_000_500,
+                    f: i as f64 / 7.0,
+                    h: None,
+                    drop_name: false,
+                })
+                .collect(),
+        )
+    }
+
+    /// Pieces glued together are the one-buffer answer, byte for byte; every piece but the
+    /// last is at least a piece long, and small answers come in one piece.
+    #[test]
+    fn pieces_are_the_whole_answer() {
+        let values = [
+            matrix(0, 0),
+            matrix(1, 3),
+            matrix(40, 300),
+            matrix(500, 240),
+            vector(0),
+            vector(2),
+            vector(20_000),
+            Value::Scalar { t: 1_000, v: 2.5 },
+            Value::String {
+                t: 1_000,
+                s: "a\"b".into(),
+            },
+        ];
+        for v in values {
+            let mut whole = String::from("HEAD");
+            write_query_data(&mut whole, &v);
+            whole.push_str(",\"warnings\":[\"w\"]}");
+            let pieces: Vec<String> =
+                QueryDataPieces::new("HEAD", v.clone(), ",\"warnings\":[\"w\"]}".into()).collect();
+            assert_eq!(pieces.concat(), whole, "{}", v.type_name());
+            for p in &pieces[..pieces.len() - 1] {
+                assert!(p.len() >= QueryDataPieces::PIECE);
+            }
+            if whole.len() < QueryDataPieces::PIECE {
+                assert_eq!(pieces.len(), 1);
+            } else {
+                assert!(pieces.len() >= whole.len() / (2 * QueryDataPieces::PIECE));
+            }
         }
     }
 

@@ -6,11 +6,12 @@ pub mod json;
 pub mod params;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -247,13 +248,28 @@ async fn run_query(
             Severity::Info => infos.push(a.to_string()),
         }
     }
-    // One buffer, sized up front: a large matrix is otherwise written, doubled and copied
-    // into the envelope, three copies of a response that can be tens of megabytes.
-    let mut out = String::with_capacity(json::size_hint(&res.value) + 128);
-    out.push_str(SUCCESS_PREFIX);
-    json::write_query_data(&mut out, &res.value);
-    drop(res);
-    Ok(finish_success(out, &warnings, &infos))
+    let mut tail = String::new();
+    write_list_field(&mut tail, "warnings", &warnings);
+    write_list_field(&mut tail, "infos", &infos);
+    tail.push('}');
+    let mut pieces = json::QueryDataPieces::new(SUCCESS_PREFIX, res.value, tail);
+    let first = pieces.next().unwrap_or_default();
+    if pieces.is_done() {
+        return Ok(json_response(StatusCode::OK, first));
+    }
+    // A large answer goes out in pieces as the connection takes them (chunked encoding), so
+    // its text is never held in full, and each series is freed once written. The status is
+    // sent with the first piece; nothing can fail after it: the value is already evaluated and
+    // writing it as JSON cannot fail.
+    let pieces = std::iter::once(first)
+        .chain(pieces)
+        .map(|p| Ok::<_, Infallible>(Bytes::from(p)));
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(futures::stream::iter(pieces)),
+    )
+        .into_response())
 }
 
 async fn query(State(s): State<Arc<ApiState>>, RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> ApiResult {
