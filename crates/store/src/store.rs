@@ -243,7 +243,14 @@ impl BucketStore {
         if mint > maxt {
             return Vec::new();
         }
-        self.blocks().into_iter().filter(|b| b.overlaps(mint, maxt)).collect()
+        // Filtered under the lock: only the blocks a request reads are cloned out.
+        self.blocks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|b| b.overlaps(mint, maxt))
+            .cloned()
+            .collect()
     }
 
     async fn series_impl(self: Arc<Self>, req: SeriesRequest) -> Result<SeriesStream, Status> {
