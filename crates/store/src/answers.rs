@@ -96,6 +96,34 @@ impl TouchedPages {
         self.resident
     }
 
+    /// Hands back the pages of the windows each segment's reads have moved past, keeping the
+    /// window they are in. A block's chunks are read in the order they lie in its segments,
+    /// so those pages are not read again by this request; the current window is: over 168
+    /// blocks (14 days of 2 h blocks) every answer enters a window per block, and releasing
+    /// those too made each of them fault again for every one of the hundreds of series whose
+    /// chunks share it (store CPU of a 14-day query 3.8 -> 10.4 s).
+    pub fn release_passed(&mut self, blocks: &[Arc<BucketBlock>]) {
+        self.release_passed_with(|bi, segment, range| {
+            if let Some(block) = blocks.get(bi) {
+                block.release_range(segment, range);
+            }
+        });
+    }
+
+    /// [`TouchedPages::release_passed`] through `release(block index, segment, range)`.
+    fn release_passed_with(&mut self, mut release: impl FnMut(usize, u32, std::ops::Range<u64>)) {
+        for (bi, spans) in self.spans.iter_mut().enumerate() {
+            for s in spans.iter_mut() {
+                let current = s.window * FAULT_WINDOW;
+                if s.lo < current {
+                    release(bi, s.segment, s.lo..current);
+                    s.lo = current;
+                }
+            }
+        }
+        self.resident = 0;
+    }
+
     /// Hands back the pages read since the last release.
     pub fn release(&mut self, blocks: &[Arc<BucketBlock>]) {
         for (block, spans) in blocks.iter().zip(&mut self.spans) {
@@ -184,7 +212,7 @@ impl Answers {
     async fn next(&mut self) -> Option<Result<SeriesResponse, Status>> {
         // Every answer before this one is encoded: the pages they read may go.
         if self.touched.resident() >= RELEASE_BYTES {
-            self.touched.release(&self.blocks);
+            self.touched.release_passed(&self.blocks);
         }
         loop {
             if self.merged {
@@ -348,5 +376,16 @@ mod tests {
         assert_eq!(t.resident(), 4 * FAULT_WINDOW);
         t.touch(5, ChunkRef::new(0, 8));
         assert_eq!(t.resident(), 4 * FAULT_WINDOW);
+        // Releasing what was passed keeps each segment's current window.
+        let mut released = Vec::new();
+        t.release_passed_with(|bi, segment, range| released.push((bi, segment, range)));
+        assert_eq!(released, vec![(0, 0, 8..FAULT_WINDOW)]);
+        assert_eq!(t.resident(), 0);
+        assert_eq!(t.spans[0][0].lo, FAULT_WINDOW);
+        assert_eq!(t.spans[0][1].lo, 8);
+        t.touch(0, ChunkRef::new(0, 70_100));
+        assert_eq!(t.resident(), 0, "still in the window kept");
+        t.touch(0, ChunkRef::new(0, 140_000));
+        assert_eq!(t.resident(), FAULT_WINDOW);
     }
 }

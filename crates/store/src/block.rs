@@ -542,6 +542,13 @@ impl BucketBlock {
 
     /// Hands back the resident pages of mapped segment `segment` from offset `lo` to the end
     /// of the chunk at offset `last`. Chunks already handed out stay valid.
+    /// Hands back the mapped pages of `range` of a segment (nothing for unmapped segments).
+    pub fn release_range(&self, segment: u32, range: Range<u64>) {
+        if let Some(map) = self.segments.get(segment as usize).and_then(|s| s.map.as_ref()) {
+            map.release(range);
+        }
+    }
+
     pub fn release_span(&self, segment: u32, lo: u64, last: u64) {
         let Some(map) = self.segments.get(segment as usize).and_then(|s| s.map.as_ref()) else {
             return;
