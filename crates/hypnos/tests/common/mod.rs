@@ -15,8 +15,24 @@ pub fn hypnos_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_hypnos"))
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, below the kernel's ephemeral range (32768-60999 by
+/// default). A port found by binding port 0 is an ephemeral one, which an outgoing
+/// connection of any other test may take between this check and the child's own bind
+/// ("address already in use"); ports below the range are only ever taken by a bind.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Test binaries run at once: each starts its walk through the range somewhere else.
+    let start = std::process::id().wrapping_mul(2_654_435_761) % COUNT;
+    for _ in 0..COUNT {
+        let k = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(FIRST + (start + k.wrapping_mul(7_919)) % COUNT).unwrap();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
