@@ -179,10 +179,11 @@ impl Fanout {
         let matchers = matchers_from_proto(&req.matchers).map_err(|e| FanoutError::InvalidMatchers(e.to_string()))?;
         let abort = is_abort(req.partial_response_disabled, req.partial_response_strategy);
         let mut calls = Vec::new();
+        let split = time_split(&req);
         for ep in self.select(req.min_time, req.max_time, &matchers, store_match) {
-            let halves = match (&ep.second_lane, time_split(&req)) {
-                (Some(second), halves) if halves.len() == 2 => {
-                    vec![(ep.api.clone(), halves[0]), (second.clone(), halves[1])]
+            let halves = match (&ep.second_lane, split.as_slice()) {
+                (Some(second), &[first_half, second_half]) => {
+                    vec![(ep.api.clone(), first_half), (second.clone(), second_half)]
                 }
                 _ => vec![(ep.api.clone(), (req.min_time, req.max_time))],
             };
